@@ -1,0 +1,48 @@
+"""Cloud Function get_meeting: every read of the API, its health and its documentation."""
+import functions_framework
+
+from shared import health as health_check, meetings, openapi
+from shared.http import Context, FunctionApp, Reply
+from shared.models import MeetingListQuery
+
+app = FunctionApp("get_meeting")
+
+
+@app.route("listMeetings")
+def list_meetings(ctx: Context):
+    query = ctx.query(MeetingListQuery)
+    return meetings.list_meetings(query, principal=ctx.principal, db=ctx.deps.db, settings=ctx.deps.settings)
+
+
+@app.route("getMeeting")
+def get_one(ctx: Context, meeting_id: str):
+    return meetings.get_meeting(meeting_id, principal=ctx.principal, db=ctx.deps.db)
+
+
+@app.route("listParticipants")
+def participants(ctx: Context, meeting_id: str):
+    return meetings.list_participants(meeting_id, principal=ctx.principal, db=ctx.deps.db)
+
+
+@app.route("listRecordings")
+def recordings(ctx: Context, meeting_id: str):
+    return meetings.list_recordings(meeting_id, principal=ctx.principal, db=ctx.deps.db)
+
+
+@app.route("health")
+def health(ctx: Context):
+    report = health_check.check(db=ctx.deps.db)
+    return Reply(report, status=200 if report.status == "ok" else 503)
+
+
+@app.route("openapi")
+def openapi_document(ctx: Context):
+    return openapi.document()
+
+
+@app.route("docs")
+def docs(ctx: Context):
+    return Reply(openapi.DOCS_HTML, content_type="text/html")
+
+
+get_meeting = functions_framework.http(app)

@@ -1,0 +1,1 @@
+"""Operator commands: migrations and API keys (`python -m ops --help`)."""

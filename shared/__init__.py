@@ -1,0 +1,1 @@
+"""The Meet middleware's own package: everything two functions need lives here once."""

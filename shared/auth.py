@@ -1,0 +1,70 @@
+"""API keys: minted once, stored as SHA-256 hashes, resolved to the client that owns them."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from shared.db import Database
+from shared.errors import Unauthenticated
+
+KEY_PREFIX = "mk_"
+ROLES = ("service", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the API client behind the key."""
+
+    client_id: str
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def hash_key(key: str) -> bytes:
+    """Keys carry 256 random bits, so a plain SHA-256 is enough to make the stored value useless to a thief."""
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def mint_key(db: Database, *, name: str, role: str) -> str:
+    """Create the client if new and a fresh key for it; the clear key is returned once, never stored."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with db.transaction() as cur:
+        cur.execute(
+            "INSERT INTO api_clients (id, name, role) VALUES (:id, :name, :role)"
+            " ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role RETURNING id",
+            {"id": str(uuid.uuid4()), "name": name, "role": role},
+        )
+        client_id = cur.fetchone()[0]
+        cur.execute(
+            "INSERT INTO api_keys (id, client_id, key_hash, display_hint) VALUES (:id, :client, :hash, :hint)",
+            {"id": str(uuid.uuid4()), "client": client_id, "hash": hash_key(key), "hint": key[:10]},
+        )
+    return key
+
+
+def authenticate(db: Database, authorization: str | None) -> Principal:
+    """The principal for an `Authorization: Bearer` header, or Unauthenticated."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("Send an API key as `Authorization: Bearer <key>`.")
+    if not token.startswith(KEY_PREFIX) or len(token) > 200:
+        raise Unauthenticated("The API key is not valid.")
+    with db.transaction() as cur:
+        cur.execute(
+            "SELECT c.id, c.name, c.role FROM api_keys k JOIN api_clients c ON c.id = k.client_id"
+            " WHERE k.key_hash = :hash AND k.revoked_at IS NULL",
+            {"hash": hash_key(token)},
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise Unauthenticated("The API key is not valid.")
+    return Principal(client_id=str(row[0]), name=row[1], role=row[2])

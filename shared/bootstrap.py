@@ -1,0 +1,62 @@
+"""The composition root: wires real adapters from settings, lazily, once per instance."""
+from __future__ import annotations
+
+import functools
+import logging
+from datetime import datetime, timezone
+
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Deps:
+    """The adapters of one instance; each is built on first use so a route pays only for what it touches."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.clock = utc_now
+
+    @functools.cached_property
+    def db(self):
+        from shared.db import Database, cloud_sql_connector, local_connector
+
+        s = self.settings
+        if s.database_url:
+            connect = local_connector(s.database_url)
+        else:
+            connect = cloud_sql_connector(s.cloud_sql_instance, user=s.db_iam_user, database=s.db_name,
+                                          ip_type=s.cloud_sql_ip_type)
+        return Database(connect, size=s.db_pool_size, lock_timeout_ms=s.db_lock_timeout_ms)
+
+    @functools.cached_property
+    def google(self):
+        from shared.google import GoogleApis
+
+        return GoogleApis(self.settings)
+
+    @functools.cached_property
+    def calendar(self):
+        from shared.google import Calendar
+
+        return Calendar(self.google)
+
+
+@functools.cache
+def deps() -> Deps:
+    """The instance's adapters (tests call `reset()` after changing the environment)."""
+    return Deps(get_settings())
+
+
+def reset() -> None:
+    """Forget cached settings and adapters, closing the pool."""
+    if deps.cache_info().currsize:
+        current = deps()
+        if "db" in current.__dict__:
+            current.db.close()
+    deps.cache_clear()
+    get_settings.cache_clear()

@@ -1,0 +1,54 @@
+"""Domain errors raised by the service layer; shared.http maps each to one problem+json status."""
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a caller may be told about."""
+
+    title = "Error"
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(DomainError):
+    """The request is well-formed but breaks a rule; names the offending fields."""
+
+    title = "Invalid input"
+
+    def __init__(self, errors: list[dict[str, str]], detail: str = "The request has invalid fields."):
+        super().__init__(detail)
+        self.errors = errors
+
+    @classmethod
+    def field(cls, field: str, message: str) -> "InvalidInput":
+        return cls([{"field": field, "message": message}], f"{field}: {message}")
+
+
+class NotFound(DomainError):
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    title = "Conflict"
+
+
+class Unauthenticated(DomainError):
+    title = "Unauthorized"
+
+
+class Forbidden(DomainError):
+    title = "Forbidden"
+
+
+class Unavailable(DomainError):
+    """A dependency (Google, the database) stayed unavailable after retries; the caller may retry."""
+
+    title = "Service unavailable"
+
+
+class UpstreamFailed(DomainError):
+    """Google answered, but with a definitive failure the caller cannot fix by retrying at once."""
+
+    title = "Bad gateway"

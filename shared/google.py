@@ -1,0 +1,166 @@
+"""Google Workspace: the only module that knows Google's APIs (Calendar v3 here; Meet, Drive, People alongside)."""
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import httplib2
+from google.auth.credentials import AnonymousCredentials
+from google_auth_httplib2 import AuthorizedHttp
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+
+from shared.errors import NotFound, Unavailable, UpstreamFailed
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SCOPES = (
+    "https://www.googleapis.com/auth/calendar.events",
+    "https://www.googleapis.com/auth/meetings.space.readonly",
+    "https://www.googleapis.com/auth/drive.readonly",
+    "https://www.googleapis.com/auth/directory.readonly",
+    "https://www.googleapis.com/auth/admin.directory.user.readonly",
+)
+_TOKEN_URI = "https://oauth2.googleapis.com/token"
+_MEET_CODE = re.compile(r"([a-z]{3}-[a-z]{4}-[a-z]{3})")
+
+
+@dataclass(frozen=True)
+class Conference:
+    """The Meet conference of a Calendar event, as far as Calendar knows it."""
+
+    status: str | None  # pending | success | failure | None (no conference requested)
+    link: str | None
+    code: str | None
+
+
+def conference_of(event: dict[str, Any]) -> Conference:
+    """Read status, Meet link and meeting code from a Calendar event resource."""
+    data = event.get("conferenceData") or {}
+    status = ((data.get("createRequest") or {}).get("status") or {}).get("statusCode")
+    link = event.get("hangoutLink")
+    if not link:
+        link = next((p.get("uri") for p in data.get("entryPoints", []) if p.get("entryPointType") == "video"), None)
+    if link and status is None:
+        status = "success"
+    code = data.get("conferenceId")
+    if not code and link:
+        found = _MEET_CODE.search(link)
+        code = found.group(1) if found else None
+    return Conference(status=status, link=link if status == "success" else None,
+                      code=code if status == "success" else None)
+
+
+class GoogleApis:
+    """Builds and caches API clients per thread (httplib2 is not thread-safe) and per delegated subject."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._local = threading.local()
+        self._credentials: dict[str | None, Any] = {}
+        self._lock = threading.Lock()
+
+    def _creds(self, subject: str | None):
+        if self._settings.google_api_root:
+            return AnonymousCredentials()
+        with self._lock:
+            if subject not in self._credentials:
+                self._credentials[subject] = _delegated_credentials(self._settings.google_delegation_sa, subject)
+            return self._credentials[subject]
+
+    def service(self, api: str, version: str, subject: str | None = None):
+        """A discovery-built client for `api` acting as `subject` (domain-wide delegation)."""
+        cache = getattr(self._local, "services", None)
+        if cache is None:
+            cache = self._local.services = {}
+        key = (api, version, subject)
+        if key not in cache:
+            http = AuthorizedHttp(self._creds(subject), http=httplib2.Http(timeout=self._settings.google_timeout_seconds))
+            options = {"api_endpoint": self._settings.google_api_root} if self._settings.google_api_root else None
+            cache[key] = build(api, version, http=http, static_discovery=True, cache_discovery=False,
+                               client_options=options)
+        return cache[key]
+
+    def execute(self, request, *, what: str) -> dict[str, Any]:
+        """Run a request with the client's own backoff on 429/5xx; map what is left to domain errors."""
+        try:
+            return request.execute(num_retries=self._settings.google_num_retries) or {}
+        except HttpError as exc:
+            status = exc.resp.status
+            if status == 429 or status >= 500:
+                log.warning("google %s unavailable after retries", what, extra={"status": status})
+                raise Unavailable("Google is unavailable; retry later.") from exc
+            if status in (404, 410):
+                raise NotFound(f"Google has no such resource ({what}).") from exc
+            log.error("google %s refused the request", what, extra={"status": status})
+            raise UpstreamFailed(f"Google refused the request ({what}, HTTP {status}).") from exc
+        except (httplib2.HttpLib2Error, socket.timeout, OSError) as exc:
+            log.warning("google %s unreachable: %s", what, type(exc).__name__)
+            raise Unavailable("Google is unreachable; retry later.") from exc
+
+
+def _delegated_credentials(service_account: str | None, subject: str | None):
+    """Keyless domain-wide delegation: the runtime identity signs the assertion through IAM signJwt."""
+    import google.auth
+    from google.auth import iam
+    from google.auth.transport.requests import Request
+    from google.oauth2 import service_account as sa
+
+    source, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    signer = iam.Signer(Request(), source, service_account)
+    return sa.Credentials(signer, service_account, _TOKEN_URI, scopes=list(SCOPES), subject=subject)
+
+
+def _is_duplicate(exc: HttpError) -> bool:
+    return exc.resp.status == 409
+
+
+class Calendar:
+    """Calendar v3 events on the delegated subject's primary calendar."""
+
+    def __init__(self, apis: GoogleApis):
+        self._apis = apis
+
+    def _events(self, owner: str | None):
+        return self._apis.service("calendar", "v3", owner).events()
+
+    def insert_event(self, owner: str | None, event: dict[str, Any]) -> dict[str, Any]:
+        """Insert an event with a caller-chosen id; if the id exists already, that event is returned."""
+        request = self._events(owner).insert(calendarId="primary", body=event, conferenceDataVersion=1,
+                                             sendUpdates="all")
+        try:
+            return self._apis.execute(request, what="calendar.events.insert")
+        except UpstreamFailed as exc:
+            if isinstance(exc.__cause__, HttpError) and _is_duplicate(exc.__cause__):
+                existing = self.get_event(owner, event["id"])
+                if existing is not None:
+                    return existing
+            raise
+
+    def get_event(self, owner: str | None, event_id: str) -> dict[str, Any] | None:
+        """The event (status `cancelled` once deleted), or None when Google does not know it."""
+        try:
+            return self._apis.execute(self._events(owner).get(calendarId="primary", eventId=event_id),
+                                      what="calendar.events.get")
+        except NotFound:
+            return None
+
+    def patch_event(self, owner: str | None, event_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Patch an event and notify its attendees."""
+        request = self._events(owner).patch(calendarId="primary", eventId=event_id, body=patch,
+                                            conferenceDataVersion=1, sendUpdates="all")
+        return self._apis.execute(request, what="calendar.events.patch")
+
+    def delete_event(self, owner: str | None, event_id: str) -> bool:
+        """Cancel an event and notify its attendees; False when it was already gone."""
+        try:
+            self._apis.execute(self._events(owner).delete(calendarId="primary", eventId=event_id,
+                                                          sendUpdates="all"), what="calendar.events.delete")
+            return True
+        except NotFound:
+            return False

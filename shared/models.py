@@ -1,0 +1,174 @@
+"""Pydantic models for the API boundary: separate input and output shapes."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+
+
+def _clean_text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL and UTF-8 cannot encode lone surrogates: refuse both up front.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text") from exc
+    return value
+
+
+def _valid_email(value: str) -> str:
+    # Validated, but kept as first spelled: emails compare case-insensitively elsewhere.
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return value
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("unknown IANA time zone") from None
+    return value
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+Text = Annotated[str, AfterValidator(_clean_text)]
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_clean_text), AfterValidator(_valid_email)]
+TimeZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_zone)]
+UtcDatetime = Annotated[datetime, PlainSerializer(_utc, return_type=str, when_used="json")]
+
+
+class Status(str, Enum):
+    """Every state a meeting can be in; the transitions live in shared.lifecycle."""
+
+    PENDING = "PENDING"
+    CREATED = "CREATED"
+    SCHEDULED = "SCHEDULED"
+    IN_PROGRESS = "IN_PROGRESS"
+    FINISHED = "FINISHED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class MeetingCreate(_Input):
+    """XOMA's body for a new video appointment."""
+
+    organizer_email: Email
+    invited_emails: Annotated[list[Email], Field(min_length=1, max_length=100)]
+    scheduled_start: datetime | None = None
+    scheduled_end: datetime | None = None
+    external_reference: Annotated[Text, StringConstraints(min_length=1, max_length=255)] | None = None
+    title: Annotated[Text, StringConstraints(max_length=200)] | None = None
+    description: Annotated[Text, StringConstraints(max_length=8000)] | None = None
+    time_zone: TimeZoneName | None = None
+
+
+class MeetingListQuery(_Input):
+    """Filters and paging of GET /v1/meetings."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Status | None = None
+    organizer_email: Annotated[Text, StringConstraints(max_length=254)] | None = None
+    external_reference: Annotated[Text, StringConstraints(max_length=255)] | None = None
+    scheduled_from: datetime | None = None
+    scheduled_to: datetime | None = None
+    page_size: Annotated[int, Field(ge=1, le=100)] = 20
+    page_token: Annotated[Text, StringConstraints(max_length=512)] | None = None
+
+
+class ParticipantOut(BaseModel):
+    email: str | None
+    display_name: str | None
+    role: Literal["organizer", "guest", "other"]
+    attended: bool | None
+    joined_at: UtcDatetime | None
+    left_at: UtcDatetime | None
+    attended_seconds: int | None
+
+
+class RecordingOut(BaseModel):
+    drive_file_id: str | None
+    drive_file_url: str | None
+    duration_seconds: int | None
+    available_at: UtcDatetime | None
+    state: str
+
+
+class TranscriptOut(BaseModel):
+    document_id: str | None
+    document_url: str | None
+    state: str
+
+
+class MeetingOut(BaseModel):
+    """The Meeting resource."""
+
+    id: str
+    external_reference: str | None
+    google_event_id: str | None
+    meet_link: str | None
+    meeting_code: str | None
+    organizer_email: str
+    invited_emails: list[str]
+    title: str
+    description: str | None
+    time_zone: str
+    scheduled_start: UtcDatetime
+    scheduled_end: UtcDatetime
+    status: Status
+    participants_count: int
+    participants: list[ParticipantOut]
+    recordings: list[RecordingOut]
+    transcripts: list[TranscriptOut]
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    cancelled_at: UtcDatetime | None
+
+
+class MeetingPage(BaseModel):
+    items: list[MeetingOut]
+    next_page_token: str | None
+
+
+class ParticipantList(BaseModel):
+    items: list[ParticipantOut]
+
+
+class RecordingList(BaseModel):
+    items: list[RecordingOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unavailable"]
+    version: str
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None

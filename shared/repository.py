@@ -1,0 +1,162 @@
+"""All SQL of the product: intention-named functions over a pg8000 cursor."""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+_MEETING_COLUMNS = (
+    "id, client_id, external_reference, request_fingerprint, status, organizer_email, title, description,"
+    " time_zone, scheduled_start, scheduled_end, calendar_owner, create_attempt, google_event_id, meet_link,"
+    " meeting_code, conference_status, schedule_version, failure_reason, created_at, updated_at, cancelled_at,"
+    " finished_at"
+)
+
+
+def _dicts(cur) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    rows = []
+    for row in cur.fetchall():
+        item = dict(zip(names, row))
+        for key in ("id", "client_id", "meeting_id"):
+            if item.get(key) is not None:
+                item[key] = str(item[key])
+        rows.append(item)
+    return rows
+
+
+def insert_meeting(cur, meeting: dict[str, Any], participants: list[dict[str, Any]]) -> bool:
+    """Insert a PENDING meeting and its participants; False when the client's reference already exists."""
+    cur.execute(
+        "INSERT INTO meetings (id, client_id, external_reference, request_fingerprint, status, organizer_email,"
+        " title, description, time_zone, scheduled_start, scheduled_end, calendar_owner)"
+        " VALUES (:id, :client_id, :external_reference, :request_fingerprint, 'PENDING', :organizer_email,"
+        " :title, :description, :time_zone, :scheduled_start, :scheduled_end, :calendar_owner)"
+        " ON CONFLICT (client_id, external_reference) DO NOTHING RETURNING id",
+        meeting,
+    )
+    if cur.fetchone() is None:
+        return False
+    replace_invitees(cur, meeting["id"], participants)
+    return True
+
+
+def replace_invitees(cur, meeting_id: str, participants: list[dict[str, Any]]) -> None:
+    """Make the organizer and guest rows match `participants` (email, role), keeping rows that stay."""
+    emails = [p["email"].lower() for p in participants]
+    cur.execute(
+        "DELETE FROM participants WHERE meeting_id = :m AND role <> 'other' AND NOT (lower(email) = ANY(:emails))",
+        {"m": meeting_id, "emails": emails},
+    )
+    for position, p in enumerate(participants):
+        cur.execute(
+            "INSERT INTO participants (meeting_id, email, role, position) VALUES (:m, :email, :role, :pos)"
+            " ON CONFLICT (meeting_id, lower(email)) WHERE email IS NOT NULL"
+            " DO UPDATE SET role = EXCLUDED.role, position = EXCLUDED.position, updated_at = now()",
+            {"m": meeting_id, "email": p["email"], "role": p["role"], "pos": position},
+        )
+
+
+def find_by_reference(cur, client_id: str, reference: str, *, lock: bool = False) -> dict[str, Any] | None:
+    cur.execute(
+        f"SELECT {_MEETING_COLUMNS} FROM meetings WHERE client_id = :c AND external_reference = :r"
+        + (" FOR UPDATE" if lock else ""),
+        {"c": client_id, "r": reference},
+    )
+    rows = _dicts(cur)
+    return rows[0] if rows else None
+
+
+def get_meeting(cur, meeting_id: str, *, client_id: str | None = None, lock: bool = False) -> dict[str, Any] | None:
+    """One meeting row; restricted to `client_id` unless None (admin); `lock` takes the row lock."""
+    sql = f"SELECT {_MEETING_COLUMNS} FROM meetings WHERE id = :id"
+    params: dict[str, Any] = {"id": meeting_id}
+    if client_id is not None:
+        sql += " AND client_id = :c"
+        params["c"] = client_id
+    cur.execute(sql + (" FOR UPDATE" if lock else ""), params)
+    rows = _dicts(cur)
+    return rows[0] if rows else None
+
+
+def update_meeting(cur, meeting_id: str, **fields: Any) -> None:
+    """Set the given columns (names come from code, never from input) and bump updated_at."""
+    assignments = ", ".join(f"{name} = :{name}" for name in fields)
+    cur.execute(f"UPDATE meetings SET {assignments}, updated_at = now() WHERE id = :id", {**fields, "id": meeting_id})
+
+
+def restart_failed(cur, meeting_id: str) -> None:
+    """A FAILED creation tried again: a new attempt, hence a new Calendar event id."""
+    cur.execute(
+        "UPDATE meetings SET status = 'PENDING', create_attempt = create_attempt + 1, google_event_id = NULL,"
+        " meet_link = NULL, meeting_code = NULL, conference_status = NULL, failure_reason = NULL,"
+        " updated_at = now() WHERE id = :id AND status = 'FAILED'",
+        {"id": meeting_id},
+    )
+
+
+def list_meetings(cur, *, client_id: str | None, status: str | None, organizer_email: str | None,
+                  external_reference: str | None, scheduled_from: datetime | None, scheduled_to: datetime | None,
+                  after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+    """Meetings newest first, filtered, starting after the keyset position `after`."""
+    where, params = [], {"limit": limit}
+    if client_id is not None:
+        where.append("client_id = :c")
+        params["c"] = client_id
+    if status is not None:
+        where.append("status = :status")
+        params["status"] = status
+    if organizer_email is not None:
+        where.append("lower(organizer_email) = lower(:org)")
+        params["org"] = organizer_email
+    if external_reference is not None:
+        where.append("external_reference = :ref")
+        params["ref"] = external_reference
+    if scheduled_from is not None:
+        where.append("scheduled_start >= :sfrom")
+        params["sfrom"] = scheduled_from
+    if scheduled_to is not None:
+        where.append("scheduled_start < :sto")
+        params["sto"] = scheduled_to
+    if after is not None:
+        where.append("(created_at, id) < (:after_c, CAST(:after_i AS uuid))")
+        params["after_c"], params["after_i"] = after
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    cur.execute(f"SELECT {_MEETING_COLUMNS} FROM meetings {clause} ORDER BY created_at DESC, id DESC LIMIT :limit",
+                params)
+    return _dicts(cur)
+
+
+def details_for(cur, meeting_ids: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Participants, recordings and transcripts of several meetings, in three queries."""
+    out: dict[str, dict[str, list]] = defaultdict(lambda: {"participants": [], "recordings": [], "transcripts": []})
+    if not meeting_ids:
+        return out
+    cur.execute(
+        "SELECT meeting_id, email, display_name, role, attended, joined_at, left_at, attended_seconds"
+        " FROM participants WHERE meeting_id = ANY(:ids)"
+        " ORDER BY meeting_id, CASE role WHEN 'organizer' THEN 0 WHEN 'guest' THEN 1 ELSE 2 END, position, id",
+        {"ids": meeting_ids},
+    )
+    for row in _dicts(cur):
+        out[row.pop("meeting_id")]["participants"].append(row)
+    cur.execute(
+        "SELECT meeting_id, drive_file_id, drive_file_url, duration_seconds, available_at, state"
+        " FROM recordings WHERE meeting_id = ANY(:ids) ORDER BY meeting_id, created_at, id",
+        {"ids": meeting_ids},
+    )
+    for row in _dicts(cur):
+        out[row.pop("meeting_id")]["recordings"].append(row)
+    cur.execute(
+        "SELECT meeting_id, document_id, document_url, state"
+        " FROM transcripts WHERE meeting_id = ANY(:ids) ORDER BY meeting_id, created_at, id",
+        {"ids": meeting_ids},
+    )
+    for row in _dicts(cur):
+        out[row.pop("meeting_id")]["transcripts"].append(row)
+    return out
+
+
+def ping(cur) -> None:
+    cur.execute("SELECT 1")
+    cur.fetchall()

@@ -1,0 +1,85 @@
+"""The one route table: functions dispatch from it, the local gateway routes by it, OpenAPI and API Gateway derive from it."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from shared import models as m
+
+
+@dataclass(frozen=True)
+class Route:
+    """One method and path, the function that serves it and the shapes it speaks."""
+
+    method: str
+    path: str
+    function: str
+    operation_id: str
+    summary: str
+    auth: str = "key"  # "key": a client API key; "none": open; "internal": OIDC invoker or admin key
+    body: type | None = None
+    query: type | None = None
+    response: type | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    content_type: str = "application/json"
+    public: bool = True
+    extra_status: tuple[int, ...] = field(default=())
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path)
+        return re.compile(f"^{regex}/?$")
+
+    @property
+    def params(self) -> list[str]:
+        return re.findall(r"\{(\w+)\}", self.path)
+
+    def match(self, path: str) -> dict[str, str] | None:
+        found = self.pattern.match(path)
+        return found.groupdict() if found else None
+
+
+_READ_ERRORS = (401, 404, 503)
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/meetings", "create_meeting", "createMeeting",
+          "Create a Meet video appointment (idempotent per external_reference)",
+          body=m.MeetingCreate, response=m.MeetingOut, status=201, extra_status=(200,),
+          errors=(400, 401, 409, 413, 415, 422, 502, 503)),
+    Route("GET", "/v1/meetings", "get_meeting", "listMeetings", "List meetings, newest first",
+          query=m.MeetingListQuery, response=m.MeetingPage, errors=(401, 422, 503)),
+    Route("GET", "/v1/meetings/{meeting_id}", "get_meeting", "getMeeting", "Read one meeting",
+          response=m.MeetingOut, errors=_READ_ERRORS),
+    Route("GET", "/v1/meetings/{meeting_id}/participants", "get_meeting", "listParticipants",
+          "The meeting's participants with their attendance", response=m.ParticipantList, errors=_READ_ERRORS),
+    Route("GET", "/v1/meetings/{meeting_id}/recordings", "get_meeting", "listRecordings",
+          "The meeting's recordings", response=m.RecordingList, errors=_READ_ERRORS),
+    Route("GET", "/v1/health", "get_meeting", "health", "Liveness and database reachability",
+          auth="none", response=m.Health, errors=(503,)),
+    Route("GET", "/v1/openapi.json", "get_meeting", "openapi", "This API's OpenAPI 3.1 document", auth="none"),
+    Route("GET", "/v1/docs", "get_meeting", "docs", "This API's documentation page", auth="none",
+          content_type="text/html"),
+)
+
+
+def routes_of(function: str) -> tuple[Route, ...]:
+    """The routes one function serves."""
+    return tuple(r for r in ROUTES if r.function == function)
+
+
+def resolve(method: str, path: str, routes: tuple[Route, ...] = ROUTES) -> tuple[Route | None, dict[str, str], list[str]]:
+    """(route, path params, allowed methods) for a request; route is None on 404 (no methods) or 405."""
+    allowed: list[str] = []
+    for route in routes:
+        params = route.match(path)
+        if params is None:
+            continue
+        if route.method == method or (method == "HEAD" and route.method == "GET"):
+            return route, params, []
+        allowed.append(route.method)
+    return None, {}, allowed
+
+
+FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.function for r in ROUTES))

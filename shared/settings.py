@@ -1,0 +1,76 @@
+"""One validated settings object, read once per instance from the environment."""
+from __future__ import annotations
+
+import functools
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the product; names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # Database: DATABASE_URL locally (or any PostgreSQL), the Cloud SQL connector in the cloud.
+    database_url: str | None = None
+    cloud_sql_instance: str | None = Field(None, description="project:region:instance")
+    db_name: str = "meet"
+    db_iam_user: str | None = Field(None, description="runtime service account, without .gserviceaccount.com")
+    cloud_sql_ip_type: Literal["public", "private", "psc"] = "public"
+    db_pool_size: int = Field(4, ge=1, le=50)
+    db_lock_timeout_ms: int = Field(30_000, ge=100)
+
+    # Google: GOOGLE_API_ROOT points every API at a Google-compatible root (the local fake).
+    google_api_root: str | None = None
+    google_delegation_sa: str | None = Field(None, description="service account that signs delegated tokens")
+    workspace_domain: str | None = None
+    default_calendar_owner: str | None = Field(None, description="calendar for organizers outside the domain")
+    google_num_retries: int = Field(4, ge=0, le=10)
+    google_timeout_seconds: float = Field(20.0, gt=0)
+    conference_wait_seconds: float = Field(10.0, ge=0)
+    conference_poll_interval_seconds: float = Field(0.5, gt=0)
+
+    # Domain defaults.
+    default_time_zone: str = "America/Bogota"
+    default_duration_minutes: int = Field(30, ge=1, le=24 * 60)
+    grace_period_minutes: int = Field(60, ge=0)
+    default_title: str = "Video appointment"
+
+    # HTTP.
+    max_body_bytes: int = 64 * 1024
+    retry_after_seconds: int = 5
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    gcp_project: str | None = Field(None, alias="GOOGLE_CLOUD_PROJECT")
+
+    @field_validator("default_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("google_api_root")
+    @classmethod
+    def _root_with_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") + "/" if value else value
+
+    @model_validator(mode="after")
+    def _one_database(self) -> "Settings":
+        if not self.database_url and not self.cloud_sql_instance:
+            raise ValueError("set DATABASE_URL, or CLOUD_SQL_INSTANCE with DB_IAM_USER for Cloud SQL")
+        if self.cloud_sql_instance and not self.database_url and not self.db_iam_user:
+            raise ValueError("CLOUD_SQL_INSTANCE needs DB_IAM_USER (IAM database authentication)")
+        if not self.google_api_root and not self.google_delegation_sa:
+            raise ValueError("set GOOGLE_DELEGATION_SA (domain-wide delegation) or GOOGLE_API_ROOT")
+        return self
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The instance's settings; a misconfigured function fails here, loudly, at cold start."""
+    return Settings()
