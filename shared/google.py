@@ -27,6 +27,8 @@ SCOPES = (
     "https://www.googleapis.com/auth/admin.directory.user.readonly",
 )
 _TOKEN_URI = "https://oauth2.googleapis.com/token"
+# With api_endpoint the client drops the discovery servicePath, so the standard path goes back on here.
+_SERVICE_PATHS = {"calendar": "calendar/v3/", "drive": "drive/v3/"}
 _MEET_CODE = re.compile(r"([a-z]{3}-[a-z]{4}-[a-z]{3})")
 
 
@@ -81,7 +83,8 @@ class GoogleApis:
         key = (api, version, subject)
         if key not in cache:
             http = AuthorizedHttp(self._creds(subject), http=httplib2.Http(timeout=self._settings.google_timeout_seconds))
-            options = {"api_endpoint": self._settings.google_api_root} if self._settings.google_api_root else None
+            root = self._settings.google_api_root
+            options = {"api_endpoint": root + _SERVICE_PATHS.get(api, "")} if root else None
             cache[key] = build(api, version, http=http, static_discovery=True, cache_discovery=False,
                                client_options=options)
         return cache[key]
@@ -97,7 +100,8 @@ class GoogleApis:
                 raise Unavailable("Google is unavailable; retry later.") from exc
             if status in (404, 410):
                 raise NotFound(f"Google has no such resource ({what}).") from exc
-            log.error("google %s refused the request", what, extra={"status": status})
+            if status != 409:  # a duplicate id is the expected answer to a retried insert
+                log.error("google %s refused the request", what, extra={"status": status})
             raise UpstreamFailed(f"Google refused the request ({what}, HTTP {status}).") from exc
         except (httplib2.HttpLib2Error, socket.timeout, OSError) as exc:
             log.warning("google %s unreachable: %s", what, type(exc).__name__)

@@ -118,7 +118,7 @@ class FunctionApp:
     """A Cloud Function's HTTP entry point: dispatches the routes the table gives this function to its handlers."""
 
     def __init__(self, name: str):
-        self.name = name
+        self.name = self.__name__ = name  # functions-framework registers the target by __name__
         self.routes = routes_of(name)
         self.handlers: dict[str, Handler] = {}
         # Misconfiguration fails here, at cold start, not on the first unlucky request.

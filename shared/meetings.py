@@ -166,17 +166,20 @@ def _participants_of(new: NewMeeting) -> list[dict[str, str]]:
 
 def create_meeting(data: MeetingCreate, *, principal: Principal, db: Database, calendar: CalendarPort,
                    settings: Settings, clock: Clock) -> tuple[MeetingOut, bool]:
-    """Create the meeting once per (client, external_reference): row first, then the event; (meeting, created)."""
+    """Create the meeting once per (client, external_reference): row first, then the event.
+
+    Returns (meeting, created): created is True for the one request that made the Calendar event.
+    """
     new = normalize(data, settings=settings, now=clock())
-    meeting_id, created = _reserve(new, principal=principal, db=db, settings=settings)
-    failure = _complete(meeting_id, db=db, calendar=calendar, settings=settings)
+    meeting_id = _reserve(new, principal=principal, db=db, settings=settings)
+    created, failure = _complete(meeting_id, db=db, calendar=calendar, settings=settings)
     if failure:
         raise UpstreamFailed(failure)
     return get_meeting(meeting_id, principal=principal, db=db), created
 
 
-def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: Settings) -> tuple[str, bool]:
-    """Write the PENDING row (or find the one this reference already has); (meeting id, newly reserved)."""
+def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: Settings) -> str:
+    """Write the PENDING row, or find the one this reference already has (re-opened if it FAILED)."""
     row = {
         "id": str(uuid.uuid4()), "client_id": principal.client_id, "external_reference": new.external_reference,
         "request_fingerprint": new.fingerprint, "organizer_email": new.organizer_email, "title": new.title,
@@ -185,29 +188,29 @@ def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: S
     }
     with db.transaction() as cur:
         if repo.insert_meeting(cur, row, _participants_of(new)):
-            return row["id"], True
+            return row["id"]
         existing = repo.find_by_reference(cur, principal.client_id, new.external_reference, lock=True)
         if existing["request_fingerprint"] != new.fingerprint:
             raise Conflict("This external_reference already names a different meeting.")
         if existing["status"] == Status.FAILED:
             repo.restart_failed(cur, existing["id"])
-            return existing["id"], True
-        return existing["id"], False
+        return existing["id"]
 
 
-def _complete(meeting_id: str, *, db: Database, calendar: CalendarPort, settings: Settings) -> str | None:
-    """Give a PENDING meeting its Calendar event and Meet link, under the row lock; returns a failure, if any."""
+def _complete(meeting_id: str, *, db: Database, calendar: CalendarPort, settings: Settings) -> tuple[bool, str | None]:
+    """Give a PENDING meeting its event and Meet link under the row lock; (made it now, failure if any)."""
     with db.transaction() as cur:
         meeting = repo.get_meeting(cur, meeting_id, lock=True)
         status = Status(meeting["status"])
         if status == Status.PENDING:
             participants = repo.details_for(cur, [meeting_id])[meeting_id]["participants"]
-            return finish_creation(cur, meeting, participants, calendar=calendar, settings=settings)
+            failure = finish_creation(cur, meeting, participants, calendar=calendar, settings=settings)
+            return failure is None, failure
         if status in (Status.CREATED, Status.SCHEDULED) and meeting["conference_status"] == "pending":
             event = calendar.get_event(meeting["calendar_owner"], meeting["google_event_id"])
             if event is not None:
                 _store_conference(cur, meeting, event)
-    return None
+    return False, None
 
 
 def finish_creation(cur, meeting: dict[str, Any], participants: list[dict[str, Any]], *, calendar: CalendarPort,

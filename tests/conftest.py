@@ -46,3 +46,44 @@ def new_principal(db: Database, role: str = "service") -> tuple[Principal, str]:
 @pytest.fixture
 def principal(db) -> Principal:
     return new_principal(db)[0]
+
+
+@pytest.fixture(scope="session")
+def fake_google():
+    """The product's fake Google Workspace on loopback, shared by the session, reset per test by users."""
+    from dev.fake_google import FakeGoogle
+
+    server = FakeGoogle().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def google(fake_google):
+    """A freshly reset fake Google and its control client."""
+    control = fake_google.control()
+    control.reset()
+    yield control
+    control.close()
+
+
+FAST_GOOGLE = {
+    "GOOGLE_NUM_RETRIES": "1",
+    "CONFERENCE_WAIT_SECONDS": "1.5",
+    "CONFERENCE_POLL_INTERVAL_SECONDS": "0.05",
+    "RETRY_AFTER_SECONDS": "2",
+}
+
+
+@pytest.fixture
+def function_env(monkeypatch, pg_url, fake_google):
+    """The environment a function runs with locally: just DATABASE_URL and GOOGLE_API_ROOT (plus fast timings)."""
+    from shared import bootstrap
+
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("GOOGLE_API_ROOT", fake_google.url)
+    for key, value in FAST_GOOGLE.items():
+        monkeypatch.setenv(key, value)
+    bootstrap.reset()
+    yield
+    bootstrap.reset()

@@ -148,8 +148,8 @@ def test_google_unavailable_leaves_a_pending_row_that_a_retry_finishes(db, princ
         create(body(), principal=principal, db=db, calendar=calendar, settings=settings)
     page = meetings.list_meetings(MeetingListQuery(), principal=principal, db=db, settings=settings)
     assert [m.status for m in page.items] == ["PENDING"] and page.items[0].meet_link is None
-    meeting, _ = create(body(), principal=principal, db=db, calendar=calendar, settings=settings)
-    assert meeting.status == "CREATED" and len(calendar.events) == 1
+    meeting, created = create(body(), principal=principal, db=db, calendar=calendar, settings=settings)
+    assert created and meeting.status == "CREATED" and len(calendar.events) == 1
 
 
 def test_an_event_made_before_a_crash_is_adopted_not_duplicated(db, principal, calendar, settings):

@@ -1,0 +1,48 @@
+# The product's commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-integration test-e2e migrate api-key smoke clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
+
+install: $(STAMP) ## install everything into .venv (idempotent)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>/dev/null \
+		|| $(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+run: install ## start the whole local stack in the foreground (Ctrl-C stops it)
+	@$(PY) -m dev.stack
+
+test: install ## run every test tier (unit, integration, e2e)
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install ## services with fakes, on a real PostgreSQL
+	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install ## each function through functions-framework on real parts
+	@$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: install ## the running local stack over HTTP
+	@$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+migrate: install ## apply pending SQL migrations (DATABASE_URL, Cloud SQL settings, or the local database)
+	@$(PY) -m ops migrate
+
+api-key: install ## mint an API key: make api-key NAME=xoma ROLE=service|admin (the key is the last line)
+	@test -n "$(NAME)" || { echo "usage: make api-key NAME=<name> ROLE=<service|admin>" >&2; exit 2; }
+	@$(PY) -m ops api-key --name "$(NAME)" --role "$(or $(ROLE),service)"
+
+clean: ## remove the virtualenv and build output (keeps .local/ data)
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,41 @@
+"""Run the fake Google Workspace server: python -m dev.fake_google --host 127.0.0.1 --port 8765."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from .server import FakeGoogle
+
+logger = logging.getLogger("dev.fake_google")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(prog="python -m dev.fake_google", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    stopping = threading.Event()
+    # Signal handlers only set a flag: shutting the server down inside the handler could deadlock.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+
+    server = FakeGoogle(host=args.host, port=args.port).start()
+    logger.info("ready: %s", server.url)
+    try:
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        logger.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

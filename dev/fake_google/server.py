@@ -1,0 +1,91 @@
+"""Background HTTP server hosting the fake Google Workspace app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from .app import create_app
+from .control import FakeGoogleControl
+from .state import FakeWorld
+
+logger = logging.getLogger(__name__)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Route werkzeug's access log into our logger at DEBUG instead of stderr."""
+
+    def log(self, type: str, message: str, *args: object) -> None:
+        """Log through the module logger."""
+        level = logging.ERROR if type == "error" else logging.DEBUG
+        logger.log(level, "%s - " + message.rstrip(), self.address_string(), *args)
+
+
+class FakeGoogle:
+    """The fake Google Workspace server bound to loopback, run in a background thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, state: FakeWorld | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.state = state or FakeWorld()
+        self.app = create_app(self.state)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Root URL to pass as client_options api_endpoint, e.g. http://127.0.0.1:8765/."""
+        if self._server is None:
+            raise RuntimeError("FakeGoogle is not started")
+        return f"http://{self.host}:{self._server.server_port}/"
+
+    def bind(self) -> FakeGoogle:
+        """Open the listening socket without serving yet (resolves an ephemeral port)."""
+        if self._server is None:
+            self._server = make_server(self.host, self.port, self.app, threaded=True, request_handler=_QuietHandler)
+            self._server.daemon_threads = True
+            self.port = self._server.server_port
+        return self
+
+    def start(self) -> FakeGoogle:
+        """Serve in a daemon thread; returns self once the socket is listening."""
+        if self._thread is not None:
+            return self
+        self.bind()
+        assert self._server is not None
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-google", daemon=True)
+        self._thread.start()
+        logger.debug("fake Google Workspace listening on %s", self.url)
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until stop() is called from another thread."""
+        self.bind()
+        assert self._server is not None
+        logger.info("fake Google Workspace listening on %s", self.url)
+        self._server.serve_forever(poll_interval=0.1)
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        if thread is not None:
+            thread.join(timeout=5)
+        server.server_close()
+        self._server = None
+        self._thread = None
+
+    def control(self) -> FakeGoogleControl:
+        """HTTP control client for this server."""
+        return FakeGoogleControl(self.url)
+
+    def __enter__(self) -> FakeGoogle:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,51 @@
+"""The local gateway: one port that routes /v1/... to each function exactly as API Gateway does in production."""
+from __future__ import annotations
+
+import logging
+
+import urllib3
+from werkzeug.wrappers import Request, Response
+
+from shared.http import problem
+from shared.routes import ROUTES, resolve
+
+log = logging.getLogger(__name__)
+
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+               "transfer-encoding", "upgrade", "host", "content-length"}
+
+
+class Gateway:
+    """A WSGI app forwarding each request to the function the route table names."""
+
+    def __init__(self, functions: dict[str, str], *, timeout: float = 120.0):
+        self.functions = functions  # function name -> base URL
+        self.http = urllib3.PoolManager(maxsize=32, retries=False, timeout=urllib3.Timeout(total=timeout))
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        route, _, allowed = resolve(request.method, request.path)
+        if route is None:
+            if allowed:
+                response = problem(405, f"Use {', '.join(allowed)} on this path.", headers={"Allow": ", ".join(allowed)})
+            else:
+                response = problem(404, "There is no such route.", title="Not found")
+            return response(environ, start_response)
+        base = self.functions[route.function]
+        url = base + request.full_path.rstrip("?") if request.query_string else base + request.path
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        try:
+            upstream = self.http.request(request.method, url, body=request.get_data(), headers=headers,
+                                         redirect=False, preload_content=True)
+        except urllib3.exceptions.HTTPError as exc:
+            log.warning("function %s unreachable: %s", route.function, type(exc).__name__)
+            response = problem(503, f"The {route.function} function is not answering.", title="Service unavailable",
+                               headers={"Retry-After": "5"})
+            return response(environ, start_response)
+        out_headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP]
+        response = Response(upstream.data, status=upstream.status, headers=out_headers)
+        return response(environ, start_response)
+
+
+def routed_functions() -> list[str]:
+    return list(dict.fromkeys(r.function for r in ROUTES))

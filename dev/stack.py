@@ -1,0 +1,169 @@
+"""`make run`: the whole local stack in the foreground, stopped as one by Ctrl-C or SIGTERM."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from dev.gateway import Gateway, routed_functions
+from dev.pg import ROOT, embedded, state_dir
+
+log = logging.getLogger("stack")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen | None, timeout: float, name: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} during start-up")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not open port {port} within {timeout:.0f} s")
+
+
+class Stack:
+    """Starts each component in its own process group and stops them all, newest first."""
+
+    def __init__(self):
+        self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.pg_server = None
+        self.gateway_server = None
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        process = subprocess.Popen(argv, env=env, cwd=ROOT, start_new_session=True)
+        self.processes.append((name, process))
+        return process
+
+    def stop(self) -> None:
+        if self.gateway_server is not None:
+            self.gateway_server.shutdown()
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for name, process in reversed(self.processes):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", name)
+                os.killpg(process.pid, signal.SIGKILL)
+        if self.pg_server is not None:
+            self.pg_server.cleanup()
+
+
+def ensure_dev_key(db_url: str, path: Path) -> str:
+    """A ready-to-use service key, kept under the state dir and reused while it stays valid."""
+    from shared import auth
+    from shared.db import Database, local_connector
+    from shared.errors import Unauthenticated
+
+    db = Database(local_connector(db_url), size=1)
+    try:
+        if path.exists():
+            try:
+                auth.authenticate(db, f"Bearer {path.read_text().strip()}")
+                return path.read_text().strip()
+            except Unauthenticated:
+                pass
+        key = auth.mint_key(db, name="local-dev", role="service")
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+    finally:
+        db.close()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="[stack] %(message)s", stream=sys.stderr)
+    state = state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    gateway_port = int(os.environ.get("GATEWAY_PORT", "8080"))
+    stack = Stack()
+    stopping = threading.Event()
+
+    def on_signal(signum, _frame):
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        db_url = os.environ.get("DATABASE_URL")
+        if not db_url:
+            stack.pg_server, db_url = embedded(state / "pgdata")
+            log.info("embedded PostgreSQL ready (data in %s)", state / "pgdata")
+        from shared import migrate
+        from shared.db import Database, local_connector
+
+        db = Database(local_connector(db_url), size=1)
+        applied = migrate.migrate(db)
+        db.close()
+        log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
+
+        google_root = os.environ.get("GOOGLE_API_ROOT")
+        if not google_root:
+            port = int(os.environ.get("FAKE_GOOGLE_PORT") or free_port())
+            fake = stack.spawn("fake-google", [sys.executable, "-m", "dev.fake_google", "--host", "127.0.0.1",
+                                               "--port", str(port)], dict(os.environ))
+            wait_for_port(port, fake, 30, "fake Google")
+            google_root = f"http://127.0.0.1:{port}/"
+
+        env = dict(os.environ, DATABASE_URL=db_url, GOOGLE_API_ROOT=google_root, PYTHONUNBUFFERED="1")
+        functions: dict[str, str] = {}
+        started: list[tuple[str, int, subprocess.Popen]] = []
+        ff = str(Path(sys.executable).with_name("functions-framework"))
+        for name in routed_functions():
+            port = free_port()
+            process = stack.spawn(name, [ff, "--target", name, "--source", str(ROOT / "functions" / name / "main.py"),
+                                         "--host", "127.0.0.1", "--port", str(port)], env)
+            started.append((name, port, process))
+            functions[name] = f"http://127.0.0.1:{port}"
+        for name, port, process in started:
+            wait_for_port(port, process, 60, f"function {name}")
+
+        stack.gateway_server = make_server("127.0.0.1", gateway_port, Gateway(functions), threaded=True)
+        threading.Thread(target=stack.gateway_server.serve_forever, daemon=True).start()
+        key = ensure_dev_key(db_url, state / "dev-api-key")
+        base = f"http://127.0.0.1:{gateway_port}"
+        (state / "stack.json").write_text(json.dumps(
+            {"gateway": base, "google_api_root": google_root, "functions": functions, "pid": os.getpid()}, indent=2))
+        print(f"\nMeet middleware is serving at {base}\n"
+              f"  API docs:     {base}/v1/docs\n"
+              f"  OpenAPI:      {base}/v1/openapi.json\n"
+              f"  Health:       {base}/v1/health\n"
+              f"  Google root:  {google_root}\n"
+              + "".join(f"  {n:<14}{u}\n" for n, u in functions.items())
+              + f"  API key:      {key}\n"
+              f"Press Ctrl-C to stop.\n", flush=True)
+        while not stopping.wait(1.0):
+            for name, process in stack.processes:
+                if process.poll() is not None:
+                    log.error("%s exited with code %s; stopping the stack", name, process.returncode)
+                    return 1
+        log.info("stopping")
+        return 0
+    except Exception as exc:  # start-up failures are reported plainly, then everything started is stopped
+        log.error("could not start the stack: %s", exc)
+        return 1
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
