@@ -144,12 +144,12 @@ def main() -> int:
         (state / "stack.json").write_text(json.dumps(
             {"gateway": base, "google_api_root": google_root, "functions": functions, "pid": os.getpid()}, indent=2))
         print(f"\nMeet middleware is serving at {base}\n"
-              f"  API docs:     {base}/v1/docs\n"
-              f"  OpenAPI:      {base}/v1/openapi.json\n"
-              f"  Health:       {base}/v1/health\n"
-              f"  Google root:  {google_root}\n"
-              + "".join(f"  {n:<14}{u}\n" for n, u in functions.items())
-              + f"  API key:      {key}\n"
+              f"  API docs:       {base}/v1/docs\n"
+              f"  OpenAPI:        {base}/v1/openapi.json\n"
+              f"  Health:         {base}/v1/health\n"
+              f"  Google root:    {google_root}\n"
+              + "".join(f"  {n:<16}{u}\n" for n, u in functions.items())
+              + f"  API key:        {key}\n"
               f"Press Ctrl-C to stop.\n", flush=True)
         while not stopping.wait(1.0):
             for name, process in stack.processes:

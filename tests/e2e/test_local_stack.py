@@ -1,0 +1,89 @@
+"""The local stack over HTTP: the seed request, the contract's errors, concurrency, and a restart."""
+from __future__ import annotations
+
+import re
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+MEET_LINK = re.compile(r"^https://meet\.google\.com/[a-z]{3}-[a-z]{4}-[a-z]{3}$")
+
+
+def seed(tag: str | None = None) -> dict:
+    tag = tag or uuid.uuid4().hex[:8]
+    return {"organizer_email": "doctor@clinica.com", "invited_emails": ["paciente@correo.com"],
+            "scheduled_start": "2025-11-25T15:00:00Z", "scheduled_end": "2025-11-25T15:30:00Z",
+            "external_reference": f"xoma_appointment_{tag}"}
+
+
+def auth(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_the_readme_quick_start(stack):
+    headers = auth(stack.dev_key)
+    created = requests.post(f"{stack.base}/v1/meetings", json=seed(), headers=headers, timeout=30)
+    assert created.status_code == 201, created.text
+    meeting = created.json()
+    assert MEET_LINK.match(meeting["meet_link"]) and meeting["participants_count"] == 2
+    assert created.headers["Location"] == f"/v1/meetings/{meeting['id']}"
+    read = requests.get(stack.base + created.headers["Location"], headers=headers, timeout=10)
+    assert read.json() == meeting
+
+
+def test_a_key_minted_while_the_stack_runs_works_and_tenancy_holds(stack, key):
+    mine = requests.post(f"{stack.base}/v1/meetings", json=seed(), headers=auth(key), timeout=30).json()
+    assert requests.get(f"{stack.base}/v1/meetings/{mine['id']}", headers=auth(key), timeout=10).status_code == 200
+    other = requests.get(f"{stack.base}/v1/meetings/{mine['id']}", headers=auth(stack.dev_key), timeout=10)
+    assert other.status_code == 404 and other.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_errors_through_the_gateway_are_problem_json(stack, key):
+    base, headers = stack.base, auth(key)
+    cases = [
+        (requests.get(f"{base}/v1/unknown", headers=headers, timeout=10), 404),
+        (requests.put(f"{base}/v1/meetings", headers=headers, timeout=10), 405),
+        (requests.get(f"{base}/v1/meetings", timeout=10), 401),
+        (requests.post(f"{base}/v1/meetings", data=b"{", headers={**headers, "Content-Type": "application/json"},
+                       timeout=10), 400),
+        (requests.post(f"{base}/v1/meetings", data=b"x", headers={**headers, "Content-Type": "text/plain"},
+                       timeout=10), 415),
+        (requests.post(f"{base}/v1/meetings", json=dict(seed(), invited_emails=[]), headers=headers, timeout=10), 422),
+        (requests.post(f"{base}/v1/meetings", data=b" " * 70_000,
+                       headers={**headers, "Content-Type": "application/json"}, timeout=10), 413),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, (status, response.text)
+        assert response.headers["Content-Type"].startswith("application/problem+json")
+        assert response.json()["status"] == status
+    assert "Allow" in cases[1][0].headers and "Bearer" in cases[2][0].headers["WWW-Authenticate"]
+
+
+def test_concurrent_duplicates_over_http_make_one_meeting(stack, key, google):
+    body = seed()
+    google.set_latency(200, operation="calendar.events.insert")
+
+    def post(_):
+        return requests.post(f"{stack.base}/v1/meetings", json=body, headers=auth(key), timeout=60)
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(post, range(10)))
+    assert sorted(r.status_code for r in answers) == [200] * 9 + [201]
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert google.call_count("calendar.events.insert") == 1
+
+
+def test_docs_and_openapi_are_served(stack):
+    doc = requests.get(f"{stack.base}/v1/openapi.json", timeout=10).json()
+    assert doc["openapi"] == "3.1.0" and "/v1/meetings" in doc["paths"]
+    page = requests.get(f"{stack.base}/v1/docs", timeout=10)
+    assert page.headers["Content-Type"].startswith("text/html") and "openapi.json" in page.text
+
+
+def test_data_survives_a_restart(stack, key):
+    made = requests.post(f"{stack.base}/v1/meetings", json=seed(), headers=auth(key), timeout=30).json()
+    assert stack.stop() == 0
+    stack.start()
+    again = requests.get(f"{stack.base}/v1/meetings/{made['id']}", headers=auth(key), timeout=10)
+    assert again.status_code == 200 and again.json() == made
