@@ -24,7 +24,7 @@ class Gateway:
 
     def __call__(self, environ, start_response):
         request = Request(environ)
-        route, _, allowed = resolve(request.method, request.path)
+        route, _, allowed = resolve(request.method, request.path, aliases=False)
         if route is None:
             if allowed:
                 response = problem(405, f"Use {', '.join(allowed)} on this path.", headers={"Allow": ", ".join(allowed)})

@@ -68,3 +68,67 @@ def authenticate(db: Database, authorization: str | None) -> Principal:
     if row is None:
         raise Unauthenticated("The API key is not valid.")
     return Principal(client_id=str(row[0]), name=row[1], role=row[2])
+
+
+INVOKER = Principal(client_id="internal", name="task-invoker", role="invoker")
+_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
+
+
+def authenticate_internal(db: Database, authorization: str | None, *, settings) -> Principal:
+    """Internal functions: an admin API key, or a Google OIDC token of the configured invoker service account."""
+    from shared.errors import Forbidden
+
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("Send an OIDC token or an admin API key as `Authorization: Bearer ...`.")
+    if token.startswith(KEY_PREFIX):
+        principal = authenticate(db, authorization)
+        if not principal.is_admin:
+            raise Forbidden("This endpoint is for the platform's own jobs.")
+        return principal
+    if not settings.tasks_invoker_sa:
+        raise Unauthenticated("OIDC tokens are not accepted here (no invoker service account is configured).")
+    claims = verify_oidc_token(token, settings)
+    if claims.get("email") != settings.tasks_invoker_sa or not claims.get("email_verified"):
+        raise Forbidden("This identity may not invoke internal functions.")
+    return INVOKER
+
+
+def verify_oidc_token(token: str, settings) -> dict:
+    """Signature, expiry, issuer and audience of a Google-signed ID token; Unauthenticated otherwise."""
+    from google.auth import exceptions
+    from google.oauth2 import id_token
+
+    audiences = [a for a in (settings.check_status_url, settings.sync_recordings_url, *settings.oidc_audiences) if a]
+    try:
+        claims = id_token.verify_token(token, _certs_request(), audience=audiences or None,
+                                       certs_url=settings.oidc_certs_url)
+    except (ValueError, exceptions.GoogleAuthError) as exc:
+        raise Unauthenticated("The token is not valid.") from exc
+    if claims.get("iss") not in _ISSUERS:
+        raise Unauthenticated("The token was not issued by Google.")
+    return claims
+
+
+_certs_cache: dict[str, tuple[float, object]] = {}
+
+
+def _certs_request():
+    """A transport that keeps Google's signing certificates for an hour instead of fetching them per request."""
+    import time
+
+    import google.auth.transport.requests as transport
+
+    base = transport.Request()
+
+    def request(url, method="GET", **kwargs):
+        cached = _certs_cache.get(url)
+        if method == "GET" and cached and time.monotonic() - cached[0] < 3600:
+            return cached[1]
+        response = base(url, method=method, **kwargs)
+        if method == "GET" and response.status == 200:
+            _certs_cache[url] = (time.monotonic(), response)
+        return response
+
+    return request

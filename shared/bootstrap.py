@@ -45,6 +45,36 @@ class Deps:
 
         return Calendar(self.google)
 
+    @functools.cached_property
+    def meet(self):
+        from shared.google import Meet
+
+        return Meet(self.google)
+
+    @functools.cached_property
+    def directory(self):
+        from shared.google import Directory
+
+        return Directory(self.google)
+
+    @functools.cached_property
+    def drive(self):
+        from shared.google import Drive
+
+        return Drive(self.google)
+
+    @functools.cached_property
+    def tasks(self):
+        from shared.tasks import build_queue
+
+        return build_queue(self.settings)
+
+    @functools.cached_property
+    def ledger(self):
+        from shared.ledger import build_ledger
+
+        return build_ledger(self.settings)
+
 
 @functools.cache
 def deps() -> Deps:

@@ -168,3 +168,95 @@ class Calendar:
             return True
         except NotFound:
             return False
+
+
+class Meet:
+    """Meet v2: spaces, conference records and what hangs off them (every list read to its last page)."""
+
+    def __init__(self, apis: GoogleApis):
+        self._apis = apis
+
+    def _all(self, collection, request, key: str, what: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while request is not None:
+            page = self._apis.execute(request, what=what)
+            items.extend(page.get(key, []))
+            request = collection.list_next(request, page)
+        return items
+
+    def space(self, owner: str | None, meeting_code: str) -> dict[str, Any] | None:
+        """The Meet space of a meeting code (with `activeConference` while one is live), or None."""
+        spaces = self._apis.service("meet", "v2", owner).spaces()
+        try:
+            return self._apis.execute(spaces.get(name=f"spaces/{meeting_code}"), what="meet.spaces.get")
+        except NotFound:
+            return None
+
+    def conference_records(self, owner: str | None, meeting_code: str) -> list[dict[str, Any]]:
+        """Every conference held in the meeting's space (people may leave and come back: several records)."""
+        records = self._apis.service("meet", "v2", owner).conferenceRecords()
+        request = records.list(filter=f'space.meeting_code = "{meeting_code}"', pageSize=100)
+        return self._all(records, request, "conferenceRecords", "meet.conferenceRecords.list")
+
+    def participants(self, owner: str | None, record: str) -> list[dict[str, Any]]:
+        collection = self._apis.service("meet", "v2", owner).conferenceRecords().participants()
+        return self._all(collection, collection.list(parent=record, pageSize=100), "participants",
+                         "meet.conferenceRecords.participants.list")
+
+    def sessions(self, owner: str | None, participant: str) -> list[dict[str, Any]]:
+        collection = self._apis.service("meet", "v2", owner).conferenceRecords().participants().participantSessions()
+        return self._all(collection, collection.list(parent=participant, pageSize=100), "participantSessions",
+                         "meet.conferenceRecords.participants.participantSessions.list")
+
+    def recordings(self, owner: str | None, record: str) -> list[dict[str, Any]]:
+        collection = self._apis.service("meet", "v2", owner).conferenceRecords().recordings()
+        return self._all(collection, collection.list(parent=record, pageSize=100), "recordings",
+                         "meet.conferenceRecords.recordings.list")
+
+    def transcripts(self, owner: str | None, record: str) -> list[dict[str, Any]]:
+        collection = self._apis.service("meet", "v2", owner).conferenceRecords().transcripts()
+        return self._all(collection, collection.list(parent=record, pageSize=100), "transcripts",
+                         "meet.conferenceRecords.transcripts.list")
+
+
+class Directory:
+    """Who a Meet `users/{id}` is: People API first, the Admin SDK Directory for Workspace users."""
+
+    def __init__(self, apis: GoogleApis):
+        self._apis = apis
+
+    def email_of(self, owner: str | None, user: str) -> str | None:
+        """The email behind a Meet user resource name, or None when Google does not reveal it."""
+        user_id = user.rsplit("/", 1)[-1]
+        people = self._apis.service("people", "v1", owner).people()
+        try:
+            person = self._apis.execute(people.get(resourceName=f"people/{user_id}", personFields="emailAddresses"),
+                                        what="people.people.get")
+            emails = person.get("emailAddresses") or []
+            primary = next((e for e in emails if (e.get("metadata") or {}).get("primary")), emails[0] if emails else None)
+            if primary and primary.get("value"):
+                return primary["value"]
+        except (NotFound, UpstreamFailed):
+            pass
+        users = self._apis.service("admin", "directory_v1", owner).users()
+        try:
+            found = self._apis.execute(users.get(userKey=user_id), what="directory.users.get")
+            return found.get("primaryEmail")
+        except (NotFound, UpstreamFailed):
+            return None
+
+
+class Drive:
+    """Drive v3 metadata of recording files."""
+
+    def __init__(self, apis: GoogleApis):
+        self._apis = apis
+
+    def file(self, owner: str | None, file_id: str) -> dict[str, Any] | None:
+        files = self._apis.service("drive", "v3", owner).files()
+        request = files.get(fileId=file_id, supportsAllDrives=True,
+                            fields="id,name,mimeType,webViewLink,createdTime,videoMediaMetadata")
+        try:
+            return self._apis.execute(request, what="drive.files.get")
+        except NotFound:
+            return None

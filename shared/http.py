@@ -12,6 +12,7 @@ import flask
 from pydantic import BaseModel, ValidationError
 
 from shared import bootstrap, errors, logs
+from shared.models import READ_ONLY_FIELDS
 from shared.routes import Route, resolve, routes_of
 from shared.settings import get_settings
 
@@ -72,7 +73,10 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     out = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = ".".join(str(part) for part in err["loc"]) or "body"
-        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "is read-only" if loc in READ_ONLY_FIELDS else "unknown field"
+        else:
+            message = err["msg"].removeprefix("Value error, ")
         out.append({"field": loc, "message": message})
     return out
 
@@ -101,6 +105,12 @@ class Context:
             if any(e["type"] == "json_invalid" for e in exc.errors()):
                 raise HttpProblem(400, "The body is not valid JSON.") from None
             raise errors.InvalidInput(field_errors(exc)) from None
+
+    @property
+    def task_name(self) -> str | None:
+        """The Cloud Tasks task being delivered, if this request is a task delivery."""
+        name = self.request.headers.get("X-CloudTasks-TaskName")
+        return name[:500] if name else None
 
     def query(self, model: type[M]) -> M:
         """The query string validated into `model` (422 naming the parameter otherwise)."""
@@ -149,12 +159,15 @@ class FunctionApp:
                 raise errors.NotFound("There is no such route.")
             operation = route.operation_id
             ctx = Context(request, route, deps)
-            if route.auth != "none":
+            if route.auth == "key":
                 from shared.auth import authenticate
 
                 ctx.principal = authenticate(deps.db, request.headers.get("Authorization"))
-                if route.auth == "internal" and not ctx.principal.is_admin:
-                    raise errors.Forbidden("This endpoint is for the platform's own jobs.")
+            elif route.auth == "internal":
+                from shared.auth import authenticate_internal
+
+                ctx.principal = authenticate_internal(deps.db, request.headers.get("Authorization"),
+                                                      settings=deps.settings)
             response = self._render(route, self.handlers[route.operation_id](ctx, **params))
         except HttpProblem as exc:
             response = problem(exc.status, exc.detail, headers=exc.headers)

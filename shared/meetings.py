@@ -15,11 +15,14 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from shared import repository as repo
+from shared import schedule
 from shared.auth import Principal
 from shared.db import Database
 from shared.errors import Conflict, InvalidInput, NotFound, UpstreamFailed
+from shared.lifecycle import FINAL, LIVE, ensure_move
 from shared.models import (
     MeetingCreate,
+    MeetingUpdate,
     MeetingListQuery,
     MeetingOut,
     MeetingPage,
@@ -164,27 +167,36 @@ def _participants_of(new: NewMeeting) -> list[dict[str, str]]:
     ]
 
 
-def create_meeting(data: MeetingCreate, *, principal: Principal, db: Database, calendar: CalendarPort,
+def create_meeting(data: MeetingCreate, *, principal: Principal, db: Database, calendar: CalendarPort, tasks,
                    settings: Settings, clock: Clock) -> tuple[MeetingOut, bool]:
     """Create the meeting once per (client, external_reference): row first, then the event.
 
     Returns (meeting, created): created is True for the one request that made the Calendar event.
     """
-    new = normalize(data, settings=settings, now=clock())
-    meeting_id = _reserve(new, principal=principal, db=db, settings=settings)
-    created, failure = _complete(meeting_id, db=db, calendar=calendar, settings=settings)
+    now = clock()
+    new = normalize(data, settings=settings, now=now)
+    meeting_id = _reserve(new, principal=principal, db=db, settings=settings, now=now)
+    created, failure = _complete(meeting_id, db=db, calendar=calendar, settings=settings, now=now)
     if failure:
         raise UpstreamFailed(failure)
-    return get_meeting(meeting_id, principal=principal, db=db), created
+    meeting = get_meeting(meeting_id, principal=principal, db=db)
+    if created:
+        schedule.enqueue_followups(_schedule_of(meeting), tasks=tasks, settings=settings)
+    return meeting, created
 
 
-def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: Settings) -> str:
+def _schedule_of(meeting: MeetingOut, version: int | None = None) -> dict[str, Any]:
+    return {"id": meeting.id, "scheduled_end": meeting.scheduled_end, "schedule_version": version or 1}
+
+
+def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: Settings, now: datetime) -> str:
     """Write the PENDING row, or find the one this reference already has (re-opened if it FAILED)."""
     row = {
         "id": str(uuid.uuid4()), "client_id": principal.client_id, "external_reference": new.external_reference,
         "request_fingerprint": new.fingerprint, "organizer_email": new.organizer_email, "title": new.title,
         "description": new.description, "time_zone": new.time_zone, "scheduled_start": new.scheduled_start,
         "scheduled_end": new.scheduled_end, "calendar_owner": calendar_owner_for(new.organizer_email, settings),
+        "next_check_at": now + schedule.PENDING_RECHECK, "next_sync_at": schedule.first_sync(new.scheduled_end, settings),
     }
     with db.transaction() as cur:
         if repo.insert_meeting(cur, row, _participants_of(new)):
@@ -194,27 +206,30 @@ def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: S
             raise Conflict("This external_reference already names a different meeting.")
         if existing["status"] == Status.FAILED:
             repo.restart_failed(cur, existing["id"])
+            repo.update_meeting(cur, existing["id"], next_check_at=row["next_check_at"],
+                                next_sync_at=schedule.first_sync(existing["scheduled_end"], settings))
         return existing["id"]
 
 
-def _complete(meeting_id: str, *, db: Database, calendar: CalendarPort, settings: Settings) -> tuple[bool, str | None]:
+def _complete(meeting_id: str, *, db: Database, calendar: CalendarPort, settings: Settings,
+              now: datetime) -> tuple[bool, str | None]:
     """Give a PENDING meeting its event and Meet link under the row lock; (made it now, failure if any)."""
     with db.transaction() as cur:
         meeting = repo.get_meeting(cur, meeting_id, lock=True)
         status = Status(meeting["status"])
         if status == Status.PENDING:
             participants = repo.details_for(cur, [meeting_id])[meeting_id]["participants"]
-            failure = finish_creation(cur, meeting, participants, calendar=calendar, settings=settings)
+            failure = finish_creation(cur, meeting, participants, calendar=calendar, settings=settings, now=now)
             return failure is None, failure
         if status in (Status.CREATED, Status.SCHEDULED) and meeting["conference_status"] == "pending":
             event = calendar.get_event(meeting["calendar_owner"], meeting["google_event_id"])
             if event is not None:
-                _store_conference(cur, meeting, event)
+                store_conference(cur, meeting, event)
     return False, None
 
 
 def finish_creation(cur, meeting: dict[str, Any], participants: list[dict[str, Any]], *, calendar: CalendarPort,
-                    settings: Settings) -> str | None:
+                    settings: Settings, now: datetime) -> str | None:
     """Insert (or find) the event of a locked PENDING row and record the outcome; returns a failure, if any."""
     from shared.google import conference_of
 
@@ -229,25 +244,123 @@ def finish_creation(cur, meeting: dict[str, Any], participants: list[dict[str, A
     if conference.status in ("success", "pending"):
         repo.update_meeting(cur, meeting["id"], status=Status.CREATED.value, google_event_id=body["id"],
                             meet_link=conference.link, meeting_code=conference.code,
-                            conference_status=conference.status)
+                            conference_status=conference.status,
+                            next_check_at=schedule.next_check(Status.CREATED, meeting["scheduled_start"],
+                                                              meeting["scheduled_end"], now))
         log.info("meeting created", extra={"meeting_id": meeting["id"], "status": conference.status})
         return None
     # No Meet conference could be made: remove the event, so the meeting is visibly unusable and retryable.
     calendar.delete_event(meeting["calendar_owner"], body["id"])
     reason = "Google could not create the Meet conference for this event."
     repo.update_meeting(cur, meeting["id"], status=Status.FAILED.value, google_event_id=body["id"],
-                        conference_status=conference.status or "missing", failure_reason=reason)
+                        conference_status=conference.status or "missing", failure_reason=reason,
+                        next_check_at=None, next_sync_at=None)
     log.warning("meeting creation failed", extra={"meeting_id": meeting["id"]})
     return reason
 
 
-def _store_conference(cur, meeting: dict[str, Any], event: dict[str, Any]) -> None:
+def store_conference(cur, meeting: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """Record what Calendar now says of the conference; returns the meeting row as updated."""
     from shared.google import conference_of
 
     conference = conference_of(event)
     if conference.status != meeting["conference_status"]:
         repo.update_meeting(cur, meeting["id"], meet_link=conference.link, meeting_code=conference.code,
                             conference_status=conference.status)
+    return dict(meeting, meet_link=conference.link, meeting_code=conference.code,
+                conference_status=conference.status)
+
+
+def _event_time(value: datetime, zone_name: str) -> dict[str, str]:
+    return {"dateTime": value.astimezone(ZoneInfo(zone_name)).isoformat(), "timeZone": zone_name}
+
+
+def update_meeting(meeting_id: str, patch: MeetingUpdate, *, principal: Principal, db: Database,
+                   calendar: CalendarPort, tasks, settings: Settings, clock: Clock) -> MeetingOut:
+    """Reschedule, retitle or change invitees: the Calendar event is patched (invitees notified), the link kept."""
+    given = patch.model_fields_set
+    for name in ("scheduled_start", "scheduled_end", "invited_emails"):
+        if name in given and getattr(patch, name) is None:
+            raise InvalidInput.field(name, "cannot be null")
+    meeting_id = valid_id(meeting_id)
+    now = clock()
+    moved = None
+    with db.transaction() as cur:
+        row = repo.get_meeting(cur, meeting_id, client_id=_scope(principal), lock=True)
+        if row is None:
+            raise NotFound("No meeting has this id.")
+        status = Status(row["status"])
+        if status in FINAL:
+            raise Conflict(f"A {status.value} meeting cannot be changed.")
+        if status not in LIVE:
+            raise Conflict(f"The meeting is {status.value}: its Calendar event is not ready to change.")
+        zone = ZoneInfo(row["time_zone"])
+        start, end = row["scheduled_start"], row["scheduled_end"]
+        if "scheduled_start" in given:
+            new_start = _resolve(patch.scheduled_start, zone)
+            end = _resolve(patch.scheduled_end, zone) if "scheduled_end" in given else new_start + (end - start)
+            start = new_start
+        elif "scheduled_end" in given:
+            end = _resolve(patch.scheduled_end, zone)
+        check_times(start, end)
+        changes: dict[str, Any] = {}
+        event_patch: dict[str, Any] = {}
+        if (start, end) != (row["scheduled_start"], row["scheduled_end"]):
+            changes.update(scheduled_start=start, scheduled_end=end, schedule_version=row["schedule_version"] + 1,
+                           next_check_at=schedule.next_check(status, start, end, now),
+                           next_sync_at=schedule.first_sync(end, settings), sync_attempts=0)
+            event_patch.update(start=_event_time(start, row["time_zone"]), end=_event_time(end, row["time_zone"]))
+        if "title" in given:
+            title = patch.title if patch.title and patch.title.strip() else settings.default_title
+            if title != row["title"]:
+                changes["title"] = event_patch["summary"] = title
+        if "description" in given and patch.description != row["description"]:
+            changes["description"] = patch.description
+            event_patch["description"] = patch.description or ""
+        participants = repo.details_for(cur, [meeting_id])[meeting_id]["participants"]
+        invitees = None
+        if "invited_emails" in given:
+            invitees = merge_invitees(row["organizer_email"], patch.invited_emails)
+            current = [p["email"] for p in participants if p["role"] == "guest"]
+            if [e.lower() for e in invitees] != [e.lower() for e in current]:
+                event_patch["attendees"] = [{"email": row["organizer_email"], "organizer": True}] + [
+                    {"email": e} for e in invitees]
+            else:
+                invitees = None
+        if not event_patch:
+            return _to_out(row, repo.details_for(cur, [meeting_id])[meeting_id])
+        calendar.patch_event(row["calendar_owner"], row["google_event_id"], event_patch)
+        repo.update_meeting(cur, meeting_id, **changes)
+        if invitees is not None:
+            repo.replace_invitees(cur, meeting_id, [{"email": row["organizer_email"], "role": "organizer"}] + [
+                {"email": e, "role": "guest"} for e in invitees])
+        if "schedule_version" in changes:
+            moved = {"id": meeting_id, "scheduled_end": end, "schedule_version": changes["schedule_version"]}
+    if moved:
+        schedule.enqueue_followups(moved, tasks=tasks, settings=settings)
+    log.info("meeting updated", extra={"meeting_id": meeting_id})
+    return get_meeting(meeting_id, principal=principal, db=db)
+
+
+def cancel_meeting(meeting_id: str, *, principal: Principal, db: Database, calendar: CalendarPort,
+                   clock: Clock) -> MeetingOut:
+    """Cancel the Calendar event (invitees notified) and the meeting; cancelling again answers the same."""
+    meeting_id = valid_id(meeting_id)
+    with db.transaction() as cur:
+        row = repo.get_meeting(cur, meeting_id, client_id=_scope(principal), lock=True)
+        if row is None:
+            raise NotFound("No meeting has this id.")
+        status = Status(row["status"])
+        if status != Status.CANCELLED:
+            ensure_move(status, Status.CANCELLED)
+            if status != Status.FAILED:
+                # A PENDING row may or may not have its event yet: its id is known either way.
+                event_id = row["google_event_id"] or event_id_for(meeting_id, row["create_attempt"])
+                calendar.delete_event(row["calendar_owner"], event_id)  # already gone (404/410) is fine
+            repo.update_meeting(cur, meeting_id, status=Status.CANCELLED.value, cancelled_at=clock(),
+                                next_check_at=None, next_sync_at=None)
+            log.info("meeting cancelled", extra={"meeting_id": meeting_id})
+    return get_meeting(meeting_id, principal=principal, db=db)
 
 
 def _to_out(row: dict[str, Any], details: dict[str, list[dict[str, Any]]]) -> MeetingOut:
@@ -265,7 +378,7 @@ def _to_out(row: dict[str, Any], details: dict[str, list[dict[str, Any]]]) -> Me
     )
 
 
-def _valid_id(meeting_id: str) -> str:
+def valid_id(meeting_id: str) -> str:
     try:
         return str(uuid.UUID(meeting_id))
     except ValueError:
@@ -278,7 +391,7 @@ def _scope(principal: Principal) -> str | None:
 
 def get_meeting(meeting_id: str, *, principal: Principal, db: Database) -> MeetingOut:
     """One meeting the principal may see; NotFound otherwise (another client's meeting included)."""
-    meeting_id = _valid_id(meeting_id)
+    meeting_id = valid_id(meeting_id)
     with db.transaction() as cur:
         row = repo.get_meeting(cur, meeting_id, client_id=_scope(principal))
         if row is None:

@@ -77,6 +77,34 @@ class MeetingCreate(_Input):
     time_zone: TimeZoneName | None = None
 
 
+READ_ONLY_FIELDS = frozenset({
+    "id", "external_reference", "google_event_id", "meet_link", "meeting_code", "organizer_email", "time_zone",
+    "status", "participants_count", "participants", "recordings", "transcripts", "created_at", "updated_at",
+    "cancelled_at",
+})
+
+
+class MeetingUpdate(_Input):
+    """A PATCH: each field given replaces the stored one; `null` clears title or description."""
+
+    scheduled_start: datetime | None = None
+    scheduled_end: datetime | None = None
+    title: Annotated[Text, StringConstraints(max_length=200)] | None = None
+    description: Annotated[Text, StringConstraints(max_length=8000)] | None = None
+    invited_emails: Annotated[list[Email], Field(min_length=1, max_length=100)] | None = None
+
+
+class InternalRequest(BaseModel):
+    """What Cloud Scheduler (`{}`, a sweep) or a Cloud Task (one meeting) posts to an internal function."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    meeting_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    schedule_version: int | None = None
+    purpose: Annotated[str, StringConstraints(max_length=64)] | None = None
+    attempt: Annotated[int, Field(ge=0, le=1000)] = 0
+
+
 class MeetingListQuery(_Input):
     """Filters and paging of GET /v1/meetings."""
 
@@ -157,6 +185,18 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     database: Literal["ok", "unavailable"]
     version: str
+
+
+class JobSummary(BaseModel):
+    """What an internal function did: one meeting or a sweep."""
+
+    job: str
+    mode: Literal["meeting", "sweep"]
+    outcome: Literal["ok", "skipped", "error", "duplicate"]
+    meeting_id: str | None = None
+    status: Status | None = None
+    counts: dict[str, int] = {}
+    detail: str | None = None
 
 
 class FieldError(BaseModel):

@@ -9,7 +9,7 @@ _MEETING_COLUMNS = (
     "id, client_id, external_reference, request_fingerprint, status, organizer_email, title, description,"
     " time_zone, scheduled_start, scheduled_end, calendar_owner, create_attempt, google_event_id, meet_link,"
     " meeting_code, conference_status, schedule_version, failure_reason, created_at, updated_at, cancelled_at,"
-    " finished_at"
+    " finished_at, next_check_at, last_checked_at, next_sync_at, last_synced_at, sync_attempts"
 )
 
 
@@ -29,9 +29,11 @@ def insert_meeting(cur, meeting: dict[str, Any], participants: list[dict[str, An
     """Insert a PENDING meeting and its participants; False when the client's reference already exists."""
     cur.execute(
         "INSERT INTO meetings (id, client_id, external_reference, request_fingerprint, status, organizer_email,"
-        " title, description, time_zone, scheduled_start, scheduled_end, calendar_owner)"
+        " title, description, time_zone, scheduled_start, scheduled_end, calendar_owner, next_check_at,"
+        " next_sync_at)"
         " VALUES (:id, :client_id, :external_reference, :request_fingerprint, 'PENDING', :organizer_email,"
-        " :title, :description, :time_zone, :scheduled_start, :scheduled_end, :calendar_owner)"
+        " :title, :description, :time_zone, :scheduled_start, :scheduled_end, :calendar_owner, :next_check_at,"
+        " :next_sync_at)"
         " ON CONFLICT (client_id, external_reference) DO NOTHING RETURNING id",
         meeting,
     )
@@ -81,8 +83,8 @@ def get_meeting(cur, meeting_id: str, *, client_id: str | None = None, lock: boo
 
 def update_meeting(cur, meeting_id: str, **fields: Any) -> None:
     """Set the given columns (names come from code, never from input) and bump updated_at."""
-    assignments = ", ".join(f"{name} = :{name}" for name in fields)
-    cur.execute(f"UPDATE meetings SET {assignments}, updated_at = now() WHERE id = :id", {**fields, "id": meeting_id})
+    assignments = "".join(f"{name} = :{name}, " for name in fields)
+    cur.execute(f"UPDATE meetings SET {assignments}updated_at = now() WHERE id = :id", {**fields, "id": meeting_id})
 
 
 def restart_failed(cur, meeting_id: str) -> None:
@@ -155,6 +157,38 @@ def details_for(cur, meeting_ids: list[str]) -> dict[str, dict[str, list[dict[st
     for row in _dicts(cur):
         out[row.pop("meeting_id")]["transcripts"].append(row)
     return out
+
+
+_LIVE = "('PENDING', 'CREATED', 'SCHEDULED', 'IN_PROGRESS')"
+
+
+DUE_FOR_CHECK_SQL = (
+    f"SELECT id, schedule_version, next_check_at FROM meetings WHERE status IN {_LIVE}"
+    " AND next_check_at <= :now ORDER BY next_check_at LIMIT :limit"
+)
+DUE_FOR_SYNC_SQL = (
+    "SELECT id, schedule_version, next_sync_at, sync_attempts FROM meetings"
+    " WHERE next_sync_at IS NOT NULL AND next_sync_at <= :now ORDER BY next_sync_at LIMIT :limit"
+)
+
+
+def due_for_check(cur, now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Meetings whose status check is due (the partial index on next_check_at serves this)."""
+    cur.execute(DUE_FOR_CHECK_SQL, {"now": now, "limit": limit})
+    return _dicts(cur)
+
+
+def due_for_sync(cur, now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Meetings whose recording sync is due (the partial index on next_sync_at serves this)."""
+    cur.execute(DUE_FOR_SYNC_SQL, {"now": now, "limit": limit})
+    return _dicts(cur)
+
+
+def postpone(cur, ids: list[str], column: str, until: datetime) -> None:
+    """Push the due time of handed-out rows forward, so a lost task is retried by a later sweep, not the next."""
+    if column not in ("next_check_at", "next_sync_at"):
+        raise ValueError(column)
+    cur.execute(f"UPDATE meetings SET {column} = :until WHERE id = ANY(:ids)", {"until": until, "ids": ids})
 
 
 def ping(cur) -> None:

@@ -26,6 +26,7 @@ class Route:
     content_type: str = "application/json"
     public: bool = True
     extra_status: tuple[int, ...] = field(default=())
+    also: tuple[str, ...] = ()  # further paths served, e.g. "/" where Cloud Tasks calls a function's own URL
 
     @cached_property
     def pattern(self) -> re.Pattern[str]:
@@ -36,9 +37,11 @@ class Route:
     def params(self) -> list[str]:
         return re.findall(r"\{(\w+)\}", self.path)
 
-    def match(self, path: str) -> dict[str, str] | None:
+    def match(self, path: str, *, aliases: bool = True) -> dict[str, str] | None:
         found = self.pattern.match(path)
-        return found.groupdict() if found else None
+        if found:
+            return found.groupdict()
+        return {} if aliases and path in self.also else None
 
 
 _READ_ERRORS = (401, 404, 503)
@@ -48,6 +51,12 @@ ROUTES: tuple[Route, ...] = (
           "Create a Meet video appointment (idempotent per external_reference)",
           body=m.MeetingCreate, response=m.MeetingOut, status=201, extra_status=(200,),
           errors=(400, 401, 409, 413, 415, 422, 502, 503)),
+    Route("PATCH", "/v1/meetings/{meeting_id}", "update_meeting", "updateMeeting",
+          "Reschedule, retitle or change the invitees; the Meet link stays", body=m.MeetingUpdate,
+          response=m.MeetingOut, errors=(400, 401, 404, 409, 413, 415, 422, 502, 503)),
+    Route("DELETE", "/v1/meetings/{meeting_id}", "cancel_meeting", "cancelMeeting",
+          "Cancel the meeting and its Calendar event, notifying the invitees", response=m.MeetingOut,
+          errors=(401, 404, 409, 502, 503)),
     Route("GET", "/v1/meetings", "get_meeting", "listMeetings", "List meetings, newest first",
           query=m.MeetingListQuery, response=m.MeetingPage, errors=(401, 422, 503)),
     Route("GET", "/v1/meetings/{meeting_id}", "get_meeting", "getMeeting", "Read one meeting",
@@ -61,6 +70,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/openapi.json", "get_meeting", "openapi", "This API's OpenAPI 3.1 document", auth="none"),
     Route("GET", "/v1/docs", "get_meeting", "docs", "This API's documentation page", auth="none",
           content_type="text/html"),
+    Route("POST", "/internal/check-status", "check_status", "checkStatus",
+          "Reconcile one meeting with Google, or sweep the due ones", auth="internal", body=m.InternalRequest,
+          response=m.JobSummary, public=False, also=("/",), errors=(400, 401, 403, 404, 409, 503)),
 )
 
 
@@ -69,11 +81,15 @@ def routes_of(function: str) -> tuple[Route, ...]:
     return tuple(r for r in ROUTES if r.function == function)
 
 
-def resolve(method: str, path: str, routes: tuple[Route, ...] = ROUTES) -> tuple[Route | None, dict[str, str], list[str]]:
-    """(route, path params, allowed methods) for a request; route is None on 404 (no methods) or 405."""
+def resolve(method: str, path: str, routes: tuple[Route, ...] = ROUTES, *,
+            aliases: bool = True) -> tuple[Route | None, dict[str, str], list[str]]:
+    """(route, path params, allowed methods) for a request; route is None on 404 (no methods) or 405.
+
+    `aliases=False` ignores a function's extra paths (the gateway routes only the table's own paths).
+    """
     allowed: list[str] = []
     for route in routes:
-        params = route.match(path)
+        params = route.match(path, aliases=aliases)
         if params is None:
             continue
         if route.method == method or (method == "HEAD" and route.method == "GET"):

@@ -33,6 +33,19 @@ class Settings(BaseSettings):
     conference_wait_seconds: float = Field(10.0, ge=0)
     conference_poll_interval_seconds: float = Field(0.5, gt=0)
 
+    # Background work: Cloud Tasks for one meeting, Cloud Scheduler sweeps, the Firestore ledger.
+    tasks_queue: str | None = Field(None, description="projects/P/locations/L/queues/Q; Cloud Tasks off when unset")
+    tasks_emulator_host: str | None = Field(None, description="host:port of a local Cloud Tasks emulator")
+    check_status_url: str | None = None
+    sync_recordings_url: str | None = None
+    tasks_invoker_sa: str | None = Field(None, description="service account whose OIDC tokens invoke internal functions")
+    oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    oidc_audiences: list[str] = Field(default_factory=list, description="further accepted OIDC audiences")
+    firestore_database: str | None = Field(None, description="Firestore database of the ledger; off when unset")
+    status_check_delay_minutes: int = Field(5, ge=0, description="first status check after scheduled_end")
+    recording_sync_delay_minutes: int = Field(10, ge=0, description="first recording sync after scheduled_end")
+    sweep_batch_size: int = Field(200, ge=1, le=5000)
+
     # Domain defaults.
     default_time_zone: str = "America/Bogota"
     default_duration_minutes: int = Field(30, ge=1, le=24 * 60)

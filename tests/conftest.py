@@ -87,3 +87,43 @@ def function_env(monkeypatch, pg_url, fake_google):
     bootstrap.reset()
     yield
     bootstrap.reset()
+
+
+@pytest.fixture(scope="session")
+def tasks_emulator(tmp_path_factory):
+    """The Cloud Tasks emulator with queue meet-tasks, shared by the session; task names must be unique per test."""
+    from types import SimpleNamespace
+
+    from dev.emulators import free_port, start_cloud_tasks
+
+    project, location, queue = "meet-test", "us-central1", "meet-tasks"
+    emulator = start_cloud_tasks(free_port(), project=project, location=location, queue=queue,
+                                 max_retries=2, log_dir=tmp_path_factory.mktemp("tasks-emulator"))
+    yield SimpleNamespace(host_port=emulator.host_port,
+                          queue_path=f"projects/{project}/locations/{location}/queues/{queue}")
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator(tmp_path_factory):
+    """One Firestore emulator for the session, selected through FIRESTORE_EMULATOR_HOST; skipped without gcloud."""
+    import shutil
+    from types import SimpleNamespace
+
+    from dev import emulators
+
+    if shutil.which("gcloud") is None:
+        pytest.skip("gcloud (Cloud SDK) with the Firestore emulator is not installed")
+    project = "meet-test"
+    emulator = emulators.start_firestore(emulators.free_port(), project=project,
+                                         log_dir=tmp_path_factory.mktemp("firestore-logs"))
+    previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host_port
+    try:
+        yield SimpleNamespace(host_port=emulator.host_port, project=project, emulator=emulator)
+    finally:
+        if previous is None:
+            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+        else:
+            os.environ["FIRESTORE_EMULATOR_HOST"] = previous
+        emulator.stop()

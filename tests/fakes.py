@@ -96,3 +96,21 @@ class FakeCalendar:
 
     def count(self, op: str) -> int:
         return sum(1 for name, _ in self.calls if name == op)
+
+
+class FakeQueue:
+    """Cloud Tasks as a list: enqueue records the task; a name already used is refused, as Cloud Tasks does."""
+
+    def __init__(self):
+        self.tasks: list = []
+        self.down = False
+
+    def enqueue(self, task) -> bool:
+        from shared.tasks import TaskEnqueueError
+
+        if self.down:
+            raise TaskEnqueueError("Cloud Tasks is unavailable")
+        if any(t.name == task.name for t in self.tasks):
+            return False
+        self.tasks.append(task)
+        return True

@@ -12,7 +12,7 @@ from shared.errors import Conflict, InvalidInput, NotFound, Unavailable, Upstrea
 from shared.models import MeetingCreate, MeetingListQuery
 from shared.settings import Settings
 from tests.conftest import new_principal
-from tests.fakes import FakeCalendar
+from tests.fakes import FakeCalendar, FakeQueue
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
@@ -36,9 +36,9 @@ def body(**overrides) -> MeetingCreate:
     return MeetingCreate.model_validate({k: v for k, v in data.items() if v is not ...})
 
 
-def create(data, *, principal, db, calendar, settings):
-    return meetings.create_meeting(data, principal=principal, db=db, calendar=calendar, settings=settings,
-                                   clock=lambda: NOW)
+def create(data, *, principal, db, calendar, settings, tasks=None):
+    return meetings.create_meeting(data, principal=principal, db=db, calendar=calendar, tasks=tasks or FakeQueue(),
+                                   settings=settings, clock=lambda: NOW)
 
 
 # --- the rules of a create request -------------------------------------------------------------------------

@@ -1,0 +1,72 @@
+"""How internal functions run their work: task deliveries deduplicated, job runs recorded, sweeps leased."""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+from shared.errors import Conflict, DomainError
+from shared.models import InternalRequest, JobSummary
+
+log = logging.getLogger(__name__)
+
+SWEEP_LEASE = timedelta(minutes=10)
+
+
+def run(kind: str, request: InternalRequest, *, task_name: str | None, ledger,
+        one: Callable[[str, int | None, int], JobSummary], sweep: Callable[[], JobSummary]) -> JobSummary:
+    """Run one meeting's job (a Cloud Task) or a sweep (Cloud Scheduler) under the ledger's guarantees."""
+    if request.meeting_id is None:
+        return _sweep(kind, ledger=ledger, sweep=sweep)
+    key = f"{kind}/{task_name}" if task_name else None
+    if key:
+        from shared.ledger import Delivery
+
+        state = ledger.begin_delivery(key)
+        if state == Delivery.DONE:
+            return JobSummary(job=kind, mode="meeting", outcome="duplicate", meeting_id=request.meeting_id,
+                              detail="this task was already delivered and done")
+        if state == Delivery.RUNNING:
+            raise Conflict("This task is being delivered right now; it will be retried.")
+    run_id = ledger.start_job(kind, meeting_id=request.meeting_id, trigger="task" if key else "direct")
+    try:
+        summary = one(request.meeting_id, request.schedule_version, request.attempt)
+    except Exception as exc:
+        if key:
+            ledger.abort_delivery(key)
+        ledger.end_job(run_id, outcome="error", error=_describe(exc))
+        raise
+    if key:
+        ledger.finish_delivery(key, outcome={"outcome": summary.outcome,
+                                             "status": summary.status.value if summary.status else None})
+    _record_end(ledger, run_id, summary)
+    return summary
+
+
+def _sweep(kind: str, *, ledger, sweep: Callable[[], JobSummary]) -> JobSummary:
+    holder = uuid.uuid4().hex
+    lease = f"{kind}-sweep"
+    if not ledger.acquire_lease(lease, holder, ttl=SWEEP_LEASE):
+        return JobSummary(job=kind, mode="sweep", outcome="skipped", detail="another sweep is running")
+    run_id = ledger.start_job(kind, trigger="sweep")
+    try:
+        summary = sweep()
+    except Exception as exc:
+        ledger.end_job(run_id, outcome="error", error=_describe(exc))
+        raise
+    finally:
+        ledger.release_lease(lease, holder)
+    _record_end(ledger, run_id, summary)
+    return summary
+
+
+def _record_end(ledger, run_id: str, summary: JobSummary) -> None:
+    error = summary.detail if summary.outcome == "error" else None
+    ledger.end_job(run_id, outcome=summary.outcome if summary.outcome in ("ok", "skipped", "error") else "ok",
+                   counts=summary.counts, error=error)
+
+
+def _describe(exc: BaseException) -> str:
+    # Domain details are written for callers and carry no personal data; anything else is named by type only.
+    return f"{type(exc).__name__}: {exc.detail}" if isinstance(exc, DomainError) else type(exc).__name__
