@@ -18,8 +18,9 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriz
 class Gateway:
     """A WSGI app forwarding each request to the function the route table names."""
 
-    def __init__(self, functions: dict[str, str], *, timeout: float = 120.0):
+    def __init__(self, functions: dict[str, str], *, task_auth: str | None = None, timeout: float = 120.0):
         self.functions = functions  # function name -> base URL
+        self.task_auth = task_auth  # what the emulator's task deliveries present, as OIDC does in the cloud
         self.http = urllib3.PoolManager(maxsize=32, retries=False, timeout=urllib3.Timeout(total=timeout))
 
     def __call__(self, environ, start_response):
@@ -34,6 +35,9 @@ class Gateway:
         base = self.functions[route.function]
         url = base + request.full_path.rstrip("?") if request.query_string else base + request.path
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        if (self.task_auth and route.auth == "internal" and "Authorization" not in request.headers
+                and request.headers.get("X-CloudTasks-TaskName")):
+            headers["Authorization"] = self.task_auth
         try:
             upstream = self.http.request(request.method, url, body=request.get_data(), headers=headers,
                                          redirect=False, preload_content=True)

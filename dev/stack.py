@@ -39,11 +39,15 @@ def wait_for_port(port: int, process: subprocess.Popen | None, timeout: float, n
     raise RuntimeError(f"{name} did not open port {port} within {timeout:.0f} s")
 
 
+PROJECT, LOCATION, QUEUE = "local-dev", "us-central1", "meet-tasks"
+
+
 class Stack:
     """Starts each component in its own process group and stops them all, newest first."""
 
     def __init__(self):
         self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.emulators: list = []
         self.pg_server = None
         self.gateway_server = None
 
@@ -64,12 +68,14 @@ class Stack:
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop in time; killing it", name)
                 os.killpg(process.pid, signal.SIGKILL)
+        for emulator in reversed(self.emulators):
+            emulator.stop()
         if self.pg_server is not None:
             self.pg_server.cleanup()
 
 
-def ensure_dev_key(db_url: str, path: Path) -> str:
-    """A ready-to-use service key, kept under the state dir and reused while it stays valid."""
+def ensure_key(db_url: str, path: Path, *, name: str = "local-dev", role: str = "service") -> str:
+    """A ready-to-use key, kept under the state dir and reused while it stays valid."""
     from shared import auth
     from shared.db import Database, local_connector
     from shared.errors import Unauthenticated
@@ -82,12 +88,27 @@ def ensure_dev_key(db_url: str, path: Path) -> str:
                 return path.read_text().strip()
             except Unauthenticated:
                 pass
-        key = auth.mint_key(db, name="local-dev", role="service")
+        key = auth.mint_key(db, name=name, role=role)
         path.write_text(key)
         path.chmod(0o600)
         return key
     finally:
         db.close()
+
+
+def scheduler_loop(base: str, key: str, interval: float, stopping: threading.Event) -> None:
+    """Cloud Scheduler's part: POST `{}` to each sweep every `interval` seconds."""
+    import urllib.request
+
+    while not stopping.wait(interval):
+        for path in ("/internal/check-status", "/internal/sync-recordings"):
+            request = urllib.request.Request(base + path, data=b"{}", method="POST", headers={
+                "Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+            try:
+                with urllib.request.urlopen(request, timeout=300) as response:
+                    log.info("sweep %s: %s", path.rsplit("/", 1)[-1], response.read().decode()[:300])
+            except Exception as exc:  # a failed sweep is reported and tried again at the next tick
+                log.warning("sweep %s failed: %s", path, exc)
 
 
 def main() -> int:
@@ -124,7 +145,21 @@ def main() -> int:
             wait_for_port(port, fake, 30, "fake Google")
             google_root = f"http://127.0.0.1:{port}/"
 
-        env = dict(os.environ, DATABASE_URL=db_url, GOOGLE_API_ROOT=google_root, PYTHONUNBUFFERED="1")
+        from dev import emulators
+
+        firestore = emulators.start_firestore(free_port(), project=PROJECT, data_dir=state / "firestore",
+                                              log_dir=state / "logs")
+        stack.emulators.append(firestore)
+        cloud_tasks = emulators.start_cloud_tasks(free_port(), project=PROJECT, location=LOCATION, queue=QUEUE,
+                                                  log_dir=state / "logs")
+        stack.emulators.append(cloud_tasks)
+        base = f"http://127.0.0.1:{gateway_port}"
+        env = dict(os.environ, DATABASE_URL=db_url, GOOGLE_API_ROOT=google_root, PYTHONUNBUFFERED="1",
+                   GOOGLE_CLOUD_PROJECT=PROJECT, FIRESTORE_EMULATOR_HOST=firestore.host_port,
+                   FIRESTORE_DATABASE="(default)", TASKS_EMULATOR_HOST=cloud_tasks.host_port,
+                   TASKS_QUEUE=f"projects/{PROJECT}/locations/{LOCATION}/queues/{QUEUE}",
+                   CHECK_STATUS_URL=f"{base}/internal/check-status",
+                   SYNC_RECORDINGS_URL=f"{base}/internal/sync-recordings")
         functions: dict[str, str] = {}
         started: list[tuple[str, int, subprocess.Popen]] = []
         ff = str(Path(sys.executable).with_name("functions-framework"))
@@ -137,17 +172,28 @@ def main() -> int:
         for name, port, process in started:
             wait_for_port(port, process, 60, f"function {name}")
 
-        stack.gateway_server = make_server("127.0.0.1", gateway_port, Gateway(functions), threaded=True)
+        # Cloud Tasks attaches the invoker's OIDC token in the cloud; the emulator attaches nothing, so the
+        # gateway stands in for that and presents a local admin key on task deliveries.
+        invoker_key = ensure_key(db_url, state / "invoker-api-key", name="local-invoker", role="admin")
+        stack.gateway_server = make_server("127.0.0.1", gateway_port,
+                                           Gateway(functions, task_auth=f"Bearer {invoker_key}"), threaded=True)
         threading.Thread(target=stack.gateway_server.serve_forever, daemon=True).start()
-        key = ensure_dev_key(db_url, state / "dev-api-key")
-        base = f"http://127.0.0.1:{gateway_port}"
+        key = ensure_key(db_url, state / "dev-api-key")
+        interval = float(os.environ.get("SWEEP_INTERVAL_SECONDS", "60"))
+        if interval > 0:
+            threading.Thread(target=scheduler_loop, args=(base, invoker_key, interval, stopping), daemon=True).start()
         (state / "stack.json").write_text(json.dumps(
-            {"gateway": base, "google_api_root": google_root, "functions": functions, "pid": os.getpid()}, indent=2))
+            {"gateway": base, "google_api_root": google_root, "functions": functions, "pid": os.getpid(),
+             "firestore": firestore.host_port, "cloud_tasks": cloud_tasks.host_port,
+             "tasks_queue": env["TASKS_QUEUE"], "project": PROJECT}, indent=2))
         print(f"\nMeet middleware is serving at {base}\n"
               f"  API docs:       {base}/v1/docs\n"
               f"  OpenAPI:        {base}/v1/openapi.json\n"
               f"  Health:         {base}/v1/health\n"
               f"  Google root:    {google_root}\n"
+              f"  Firestore:      {firestore.host_port} (emulator)\n"
+              f"  Cloud Tasks:    {cloud_tasks.host_port} (emulator, queue {QUEUE})\n"
+              f"  Sweeps:         every {interval:g} s\n"
               + "".join(f"  {n:<16}{u}\n" for n, u in functions.items())
               + f"  API key:        {key}\n"
               f"Press Ctrl-C to stop.\n", flush=True)

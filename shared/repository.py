@@ -194,3 +194,69 @@ def postpone(cur, ids: list[str], column: str, until: datetime) -> None:
 def ping(cur) -> None:
     cur.execute("SELECT 1")
     cur.fetchall()
+
+
+def set_attendance(cur, meeting_id: str, email: str, *, attended: bool, joined_at, left_at, seconds: int,
+                   display_name: str | None) -> bool:
+    """Attendance of an invitee or the organizer, written only when it changed; False when no such participant."""
+    cur.execute(
+        "UPDATE participants SET attended = :attended, joined_at = :joined, left_at = :left,"
+        " attended_seconds = :seconds, display_name = COALESCE(display_name, :name), updated_at = now()"
+        " WHERE meeting_id = :m AND lower(email) = lower(:email) AND role <> 'other'"
+        " AND (attended, joined_at, left_at, attended_seconds, display_name)"
+        " IS DISTINCT FROM (:attended, :joined, :left, :seconds, COALESCE(display_name, :name))",
+        {"m": meeting_id, "email": email, "attended": attended, "joined": joined_at, "left": left_at,
+         "seconds": seconds, "name": display_name},
+    )
+    if cur.rowcount:
+        return True
+    cur.execute("SELECT 1 FROM participants WHERE meeting_id = :m AND lower(email) = lower(:email) AND role <> 'other'",
+                {"m": meeting_id, "email": email})
+    return cur.fetchone() is not None
+
+
+def upsert_other(cur, meeting_id: str, meet_key: str, *, display_name: str | None, joined_at, left_at,
+                 seconds: int) -> None:
+    """A joiner who is neither organizer nor invitee (or whom Google does not name), keyed by Meet's identity."""
+    cur.execute(
+        "INSERT INTO participants (meeting_id, email, role, position, display_name, meet_participant, attended,"
+        " joined_at, left_at, attended_seconds)"
+        " VALUES (:m, NULL, 'other', 1000, :name, :key, true, :joined, :left, :seconds)"
+        " ON CONFLICT (meeting_id, meet_participant) WHERE meet_participant IS NOT NULL DO UPDATE SET"
+        " display_name = EXCLUDED.display_name, joined_at = EXCLUDED.joined_at, left_at = EXCLUDED.left_at,"
+        " attended_seconds = EXCLUDED.attended_seconds, updated_at = now()"
+        " WHERE (participants.display_name, participants.joined_at, participants.left_at,"
+        " participants.attended_seconds) IS DISTINCT FROM"
+        " (EXCLUDED.display_name, EXCLUDED.joined_at, EXCLUDED.left_at, EXCLUDED.attended_seconds)",
+        {"m": meeting_id, "key": meet_key, "name": display_name, "joined": joined_at, "left": left_at,
+         "seconds": seconds},
+    )
+
+
+def upsert_recording(cur, meeting_id: str, meet_name: str, **fields) -> None:
+    """A Meet recording of the meeting; rewritten only when something changed."""
+    cur.execute(
+        "INSERT INTO recordings (meeting_id, meet_name, state, drive_file_id, drive_file_url, duration_seconds,"
+        " available_at) VALUES (:m, :name, :state, :drive_file_id, :drive_file_url, :duration_seconds,"
+        " :available_at)"
+        " ON CONFLICT (meeting_id, meet_name) DO UPDATE SET state = EXCLUDED.state,"
+        " drive_file_id = EXCLUDED.drive_file_id, drive_file_url = EXCLUDED.drive_file_url,"
+        " duration_seconds = EXCLUDED.duration_seconds, available_at = EXCLUDED.available_at, updated_at = now()"
+        " WHERE (recordings.state, recordings.drive_file_id, recordings.drive_file_url, recordings.duration_seconds,"
+        " recordings.available_at) IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.drive_file_id,"
+        " EXCLUDED.drive_file_url, EXCLUDED.duration_seconds, EXCLUDED.available_at)",
+        {"m": meeting_id, "name": meet_name, **fields},
+    )
+
+
+def upsert_transcript(cur, meeting_id: str, meet_name: str, **fields) -> None:
+    """A Meet transcript of the meeting; rewritten only when something changed."""
+    cur.execute(
+        "INSERT INTO transcripts (meeting_id, meet_name, state, document_id, document_url)"
+        " VALUES (:m, :name, :state, :document_id, :document_url)"
+        " ON CONFLICT (meeting_id, meet_name) DO UPDATE SET state = EXCLUDED.state,"
+        " document_id = EXCLUDED.document_id, document_url = EXCLUDED.document_url, updated_at = now()"
+        " WHERE (transcripts.state, transcripts.document_id, transcripts.document_url)"
+        " IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.document_id, EXCLUDED.document_url)",
+        {"m": meeting_id, "name": meet_name, **fields},
+    )

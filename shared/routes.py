@@ -73,6 +73,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/internal/check-status", "check_status", "checkStatus",
           "Reconcile one meeting with Google, or sweep the due ones", auth="internal", body=m.InternalRequest,
           response=m.JobSummary, public=False, also=("/",), errors=(400, 401, 403, 404, 409, 503)),
+    Route("POST", "/internal/sync-recordings", "sync_recordings", "syncRecordings",
+          "Sync attendance and recordings of one meeting, or sweep the due ones", auth="internal",
+          body=m.InternalRequest, response=m.JobSummary, public=False, also=("/",),
+          errors=(400, 401, 403, 404, 409, 503)),
 )
 
 

@@ -54,12 +54,16 @@ def enqueue_followups(meeting: dict[str, Any], *, tasks, settings: Settings) -> 
     """Enqueue the follow-up tasks; a Cloud Tasks outage is logged and left to the sweeps. Returns how many."""
     if not settings.tasks_queue:
         return 0
-    from shared.tasks import TaskEnqueueError
+    from shared.tasks import TaskEnqueueError, TaskTooFarAhead
 
     enqueued = 0
     for task in followup_tasks(meeting, settings):
         try:
             enqueued += bool(tasks.enqueue(task))
+        except TaskTooFarAhead:
+            # Cloud Tasks takes at most 30 days ahead; the sweeps reach such meetings through their due columns.
+            log.info("%s is too far ahead for a task; left to the sweep", task.purpose,
+                     extra={"meeting_id": meeting["id"]})
         except TaskEnqueueError:
             log.warning("could not enqueue %s; the sweep will catch up", task.purpose,
                         extra={"meeting_id": meeting["id"]})

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     firestore_database: str | None = Field(None, description="Firestore database of the ledger; off when unset")
     status_check_delay_minutes: int = Field(5, ge=0, description="first status check after scheduled_end")
     recording_sync_delay_minutes: int = Field(10, ge=0, description="first recording sync after scheduled_end")
+    sync_give_up_hours: int = Field(48, ge=1, le=30 * 24, description="stop waiting for recordings after the end")
+    sync_backoff_base_minutes: float = Field(5, gt=0)
+    sync_backoff_max_minutes: float = Field(120, gt=0)
     sweep_batch_size: int = Field(200, ge=1, le=5000)
 
     # Domain defaults.

@@ -1,0 +1,343 @@
+"""Terraform held against the code: functions, settings, routes, ledger and packages cannot drift apart."""
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import hcl2
+import pytest
+
+from ops import gateway_spec, package
+from shared import ledger
+from shared.google import SCOPES
+from shared.routes import ROUTES
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TF_DIR = ROOT / "infra" / "terraform"
+INTERNAL = {"check_status", "sync_recordings"}
+# Settings without a default that the cloud path needs (Cloud SQL over IAM, keyless delegation, the project).
+REQUIRED_IN_CLOUD = {"CLOUD_SQL_INSTANCE", "DB_IAM_USER", "GOOGLE_DELEGATION_SA", "GOOGLE_CLOUD_PROJECT"}
+# Set in the cloud although they have defaults, because the deployment decides them.
+DEPLOYMENT_DECIDES = {"DB_NAME", "CLOUD_SQL_IP_TYPE", "DB_POOL_SIZE", "WORKSPACE_DOMAIN", "DEFAULT_CALENDAR_OWNER",
+                      "DEFAULT_TIME_ZONE", "GRACE_PERIOD_MINUTES", "LOG_LEVEL", "TASKS_QUEUE", "CHECK_STATUS_URL",
+                      "SYNC_RECORDINGS_URL", "TASKS_INVOKER_SA", "FIRESTORE_DATABASE"}
+# Local-only switches: set in the cloud they would bypass Cloud SQL, Google or the real Cloud Tasks.
+LOCAL_ONLY = {"DATABASE_URL", "GOOGLE_API_ROOT", "TASKS_EMULATOR_HOST"}
+_OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True,
+                                     preserve_heredocs=False)
+
+
+def _load(path: Path) -> dict:
+    with path.open(encoding="utf-8") as handle:
+        return hcl2.load(handle, serialization_options=_OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def tf() -> dict[str, list]:
+    """Every top-level block of every .tf file, merged by block type."""
+    merged: dict[str, list] = {}
+    for path in sorted(TF_DIR.glob("*.tf")):
+        for kind, blocks in _load(path).items():
+            merged.setdefault(kind, []).extend(blocks)
+    return merged
+
+
+def _locals(tf) -> dict:
+    out: dict = {}
+    for block in tf["locals"]:
+        out.update(block)
+    return out
+
+
+def _resources(tf, kind: str) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for block in tf.get("resource", []):
+        for name, body in block.get(kind, {}).items():
+            out[name] = body
+    return out
+
+
+def _variables(tf) -> dict[str, dict]:
+    return {name: body for block in tf["variable"] for name, body in block.items()}
+
+
+def _env_name(name: str, field) -> str:
+    return (field.alias or name).upper()
+
+
+def _one(value):
+    """A nested block as python-hcl2 gives it: a list holding one dict."""
+    assert isinstance(value, list) and len(value) == 1, value
+    return value[0]
+
+
+# --- functions ---------------------------------------------------------------------------------------------
+
+def test_every_function_directory_has_its_terraform_function(tf):
+    table = _locals(tf)["functions"]
+    directories = set(package.function_names())
+    assert directories, "no functions found"
+    assert directories <= set(table), f"functions without terraform: {sorted(directories - set(table))}"
+    fn = _resources(tf, "google_cloudfunctions2_function")["fn"]
+    assert fn["for_each"] == "${local.functions}"
+    assert fn["name"] == "${each.key}"
+    build = _one(fn["build_config"])
+    assert build["entry_point"] == "${each.key}", "the entry point must be the function's name"
+    assert build["runtime"] == "python311"
+
+
+def test_function_table_agrees_with_the_route_table(tf):
+    table = _locals(tf)["functions"]
+    routed = {r.function: r.public for r in ROUTES}
+    for name, public in routed.items():
+        assert name in table, f"{name} serves routes but has no terraform function"
+        assert table[name]["public"] is public, f"{name}: public={table[name]['public']} in terraform"
+    assert {n for n, f in table.items() if not f["public"]} == INTERNAL
+    for name, fn in table.items():
+        assert fn["timeout"] >= (gateway_spec.BACKEND_DEADLINE_SECONDS if fn["public"] else 60), name
+
+
+def test_every_function_gets_the_one_environment(tf):
+    service = _one(_resources(tf, "google_cloudfunctions2_function")["fn"]["service_config"])
+    assert service["environment_variables"] == "${local.function_env}"
+    assert service["service_account_email"] == "${google_service_account.runtime.email}"
+
+
+def test_environment_provides_every_required_setting(tf):
+    fields = Settings.model_fields
+    names = {_env_name(n, f) for n, f in fields.items()}
+    for env in REQUIRED_IN_CLOUD | DEPLOYMENT_DECIDES | LOCAL_ONLY:
+        assert env in names, f"{env} is no longer a setting of shared/settings.py"
+    for name, field in fields.items():
+        if field.is_required():
+            assert _env_name(name, field) in REQUIRED_IN_CLOUD, f"new required setting {name}: add it to terraform"
+    env_expr = _locals(tf)["function_env"]
+    provided = set(re.findall(r"\b([A-Z][A-Z0-9_]+)\s*=", env_expr))
+    assert REQUIRED_IN_CLOUD | DEPLOYMENT_DECIDES <= provided, sorted((REQUIRED_IN_CLOUD | DEPLOYMENT_DECIDES) - provided)
+    assert not provided & LOCAL_ONLY
+    assert provided <= names, f"not settings of the code: {sorted(provided - names)}"
+
+
+def test_db_iam_user_is_the_runtime_email_without_suffix(tf):
+    user = _resources(tf, "google_sql_user")["runtime"]
+    assert user["type"] == "CLOUD_IAM_SERVICE_ACCOUNT"
+    assert user["name"] == '${trimsuffix(google_service_account.runtime.email, ".gserviceaccount.com")}'
+    assert "DB_IAM_USER = google_sql_user.runtime.name" in _locals(tf)["function_env"]
+
+
+def test_internal_urls_are_computed_without_referring_to_the_functions(tf):
+    urls = _locals(tf)["function_urls"]
+    assert "google_cloudfunctions2_function" not in urls
+    assert "cloudfunctions.net" in urls
+    env = _locals(tf)["function_env"]
+    assert 'CHECK_STATUS_URL = local.function_urls["check_status"]' in env
+    assert 'SYNC_RECORDINGS_URL = local.function_urls["sync_recordings"]' in env
+    assert "google_cloudfunctions2_function" not in env
+
+
+def test_connection_budget_fits_max_connections(tf):
+    variables = _variables(tf)
+    max_instances = variables["max_instances"]["default"]
+    assert set(max_instances) == set(_locals(tf)["functions"])
+    pool = variables["db_pool_size"]["default"]
+    budget = sum(max_instances.values()) * pool
+    assert budget <= variables["db_max_connections"]["default"] - variables["db_reserved_connections"]["default"]
+    assert pool == Settings.model_fields["db_pool_size"].default, "DB_POOL_SIZE default differs from the settings'"
+    service = _one(_resources(tf, "google_cloudfunctions2_function")["fn"]["service_config"])
+    assert service["max_instance_request_concurrency"] == "${var.db_pool_size}"
+    internal_capacity = sum(max_instances[n] for n in INTERNAL) * pool
+    assert variables["tasks_max_concurrent_dispatches"]["default"] <= internal_capacity
+
+
+# --- variables ---------------------------------------------------------------------------------------------
+
+def test_every_variable_has_a_type_and_a_description(tf):
+    for name, body in _variables(tf).items():
+        assert body.get("type"), f"variable {name} has no type"
+        assert str(body.get("description", "")).strip(), f"variable {name} has no description"
+
+
+def test_example_tfvars_sets_every_required_variable_and_nothing_unknown(tf):
+    variables = _variables(tf)
+    example = _load(TF_DIR / "terraform.tfvars.example")
+    assert set(example) <= set(variables), sorted(set(example) - set(variables))
+    required = {name for name, body in variables.items() if "default" not in body}
+    assert required <= set(example), sorted(required - set(example))
+
+
+def test_providers_are_pinned(tf):
+    providers = _one(tf["terraform"])["required_providers"]
+    merged = {k: v for block in providers for k, v in block.items()}
+    for name in ("google", "google-beta"):
+        assert merged[name]["source"] == f"hashicorp/{name}"
+        assert merged[name]["version"].startswith("~>")
+
+
+# --- API Gateway -------------------------------------------------------------------------------------------
+
+def test_committed_gateway_template_is_generated_from_the_route_table():
+    committed = gateway_spec.TEMPLATE_PATH.read_text(encoding="utf-8")
+    assert committed == gateway_spec.template_text(), "run `make gateway-spec` and commit infra/terraform/generated/"
+
+
+def test_gateway_spec_routes_exactly_the_public_routes():
+    urls = {name: f"https://{name}.example.run.app" for name in gateway_spec.public_functions()}
+    rendered = gateway_spec.render_template(gateway_spec.TEMPLATE_PATH.read_text(encoding="utf-8"), urls)
+    spec = json.loads(rendered)
+    assert spec == gateway_spec.build_spec(urls)
+    assert spec["swagger"] == "2.0"
+    seen = set()
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            backend = op["x-google-backend"]
+            assert backend["path_translation"] == "APPEND_PATH_TO_ADDRESS"
+            if path == gateway_spec.FALLBACK_PATH:
+                assert backend["address"] == urls["get_meeting"]
+                continue
+            seen.add((method.upper(), path, op["operationId"], backend["address"]))
+    expected = {(r.method, r.path, r.operation_id, urls[r.function]) for r in ROUTES if r.public}
+    assert seen == expected
+    assert not any(r.path in spec["paths"] for r in ROUTES if not r.public)
+    ids = [op["operationId"] for methods in spec["paths"].values() for op in methods.values()]
+    assert len(ids) == len(set(ids))
+
+
+def test_terraform_renders_the_committed_template_with_every_public_function(tf):
+    spec_expr = _locals(tf)["gateway_spec"]
+    assert "generated/gateway-openapi.json.tftpl" in spec_expr
+    assert "for name in keys(local.public_functions)" in spec_expr
+    table = _locals(tf)["functions"]
+    assert set(gateway_spec.public_functions()) <= {n for n, f in table.items() if f["public"]}
+    config = _resources(tf, "google_api_gateway_api_config")["api"]
+    backend = _one(_one(config["gateway_config"])["backend_config"])
+    assert backend["google_service_account"] == "${google_service_account.gateway.email}"
+
+
+# --- who may invoke what -----------------------------------------------------------------------------------
+
+def test_nothing_is_open_to_all_users(tf):
+    text = json.dumps(tf)
+    assert "allUsers" not in text and "allAuthenticatedUsers" not in text
+
+
+def test_internal_functions_only_answer_the_invoker(tf):
+    bindings = _resources(tf, "google_cloud_run_v2_service_iam_member")
+    internal, public = bindings["internal_invoker"], bindings["public_invoker"]
+    assert internal["for_each"] == "${local.internal_functions}"
+    assert internal["member"] == "serviceAccount:${google_service_account.invoker.email}"
+    assert public["for_each"] == "${local.public_functions}"
+    assert public["member"] == "serviceAccount:${google_service_account.gateway.email}"
+    assert set(bindings) == {"internal_invoker", "public_invoker"}
+    assert _resources(tf, "google_cloudfunctions2_function_iam_member") == {}
+    assert _resources(tf, "google_cloud_run_service_iam_member") == {}
+    assert "if !fn.public" in _locals(tf)["internal_functions"]
+    service = _one(_resources(tf, "google_cloudfunctions2_function")["fn"]["service_config"])
+    assert service["ingress_settings"] == '${each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"}'
+
+
+def test_scheduler_sweeps_post_empty_body_with_invoker_oidc(tf):
+    assert _locals(tf)["sweeps"] == {"check_status": "*/5 * * * *", "sync_recordings": "*/30 * * * *"}
+    job = _resources(tf, "google_cloud_scheduler_job")["sweep"]
+    target = _one(job["http_target"])
+    assert target["http_method"] == "POST"
+    assert target["body"] == '${base64encode("{}")}'
+    oidc = _one(target["oidc_token"])
+    assert oidc["service_account_email"] == "${google_service_account.invoker.email}"
+    assert oidc["audience"] == target["uri"] == "${local.function_urls[each.key]}"
+
+
+def test_delegation_scopes_match_the_code(tf):
+    assert _locals(tf)["workspace_scopes"] == list(SCOPES)
+    grant = _resources(tf, "google_service_account_iam_member")["runtime_signs_for_delegation"]
+    assert grant["role"] == "roles/iam.serviceAccountTokenCreator"
+    assert grant["service_account_id"] == "${google_service_account.delegation.name}"
+    assert _resources(tf, "google_service_account_key") == {}, "delegation is keyless"
+
+
+# --- data stores -------------------------------------------------------------------------------------------
+
+def test_cloud_sql_is_postgres_16_with_iam_auth_backups_and_protection(tf):
+    sql = _resources(tf, "google_sql_database_instance")["main"]
+    assert sql["database_version"] == "POSTGRES_16"
+    assert sql["deletion_protection"] == "${var.deletion_protection}"
+    settings = _one(sql["settings"])
+    backup = _one(settings["backup_configuration"])
+    assert backup["enabled"] is True and backup["point_in_time_recovery_enabled"] is True
+    flags = {f["name"]: f["value"] for f in settings["database_flags"]}
+    assert flags["cloudsql.iam_authentication"] == "on"
+    assert flags["max_connections"] == "${tostring(var.db_max_connections)}"
+    assert _variables(tf)["deletion_protection"]["default"] is True
+
+
+def test_firestore_ttl_covers_the_ledger_collections(tf):
+    assert _locals(tf)["ledger_ttl"] == {
+        name: "expires_at" for name in (ledger.IDEMPOTENCY, ledger.DELIVERIES, ledger.JOB_RUNS, ledger.LEASES)}
+    field = _resources(tf, "google_firestore_field")["ttl"]
+    assert field["ttl_config"] == [{}]
+    database = _resources(tf, "google_firestore_database")["ledger"]
+    assert database["type"] == "FIRESTORE_NATIVE"
+
+
+def test_secrets_are_only_the_ones_the_code_reads(tf):
+    assert _resources(tf, "google_secret_manager_secret") == {}
+    assert _variables(tf)["secret_env"]["default"] == {}
+
+
+# --- packages ----------------------------------------------------------------------------------------------
+
+def test_packages_are_reproducible_and_complete(tmp_path):
+    first = package.package(out_dir=tmp_path / "a")
+    second = package.package(out_dir=tmp_path / "b")
+    assert first == second
+    assert set(first) == set(package.function_names())
+    requirements = (ROOT / "requirements.txt").read_bytes()
+    for name, item in first.items():
+        a = (tmp_path / "a" / item["zip"]).read_bytes()
+        assert a == (tmp_path / "b" / item["zip"]).read_bytes(), f"{name}: two builds differ"
+        assert re.fullmatch(rf"{name}-[0-9a-f]{{12}}\.zip", item["zip"])
+        assert item["sha256"].startswith(item["zip"].rsplit("-", 1)[1][:12])
+        with zipfile.ZipFile(tmp_path / "a" / item["zip"]) as archive:
+            names = archive.namelist()
+            assert names == sorted(names)
+            assert "main.py" in names and "shared/__init__.py" in names
+            assert any(n.startswith("shared/migrations/") and n.endswith(".sql") for n in names)
+            assert archive.read("requirements.txt") == requirements
+            assert archive.read("main.py") == (ROOT / "functions" / name / "main.py").read_bytes()
+            assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+            for info in archive.infolist():
+                assert info.date_time == (1980, 1, 1, 0, 0, 0)
+                assert info.external_attr >> 16 == 0o100644
+    manifest = json.loads((tmp_path / "a" / package.MANIFEST).read_text())
+    assert manifest == {"functions": first}
+
+
+def test_a_code_change_renames_the_package(tmp_path):
+    functions = tmp_path / "functions"
+    (functions / "demo").mkdir(parents=True)
+    (functions / "demo" / "main.py").write_text("x = 1\n")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "__init__.py").write_text("")
+    (shared / "__pycache__").mkdir()
+    (shared / "__pycache__" / "junk.pyc").write_bytes(b"\0")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("flask\n")
+    sources = {"functions_dir": functions, "shared_dir": shared, "requirements": requirements}
+    before = package.package(out_dir=tmp_path / "out", **sources)["demo"]["zip"]
+    (functions / "demo" / "main.py").write_text("x = 2\n")
+    after = package.package(out_dir=tmp_path / "out", **sources)["demo"]["zip"]
+    assert before != after
+    assert sorted(p.name for p in (tmp_path / "out").glob("demo-*.zip")) == [after], "stale zips are removed"
+
+
+def test_terraform_uploads_the_manifest_packages(tf):
+    assert "manifest.json" in _locals(tf)["packages"]
+    obj = _resources(tf, "google_storage_bucket_object")["source"]
+    assert obj["for_each"] == "${local.functions}"
+    assert "local.packages[each.key].zip" in obj["name"]
+    source = _one(_one(_one(_resources(tf, "google_cloudfunctions2_function")["fn"]["build_config"])["source"])
+                  ["storage_source"])
+    assert source["object"] == "${google_storage_bucket_object.source[each.key].name}"
