@@ -37,7 +37,7 @@ class LocalStack:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "GOOGLE_API_ROOT")}
-        return dict(env, LOCAL_STATE_DIR=str(self.state), GATEWAY_PORT=str(self.port), GOOGLE_NUM_RETRIES="1",
+        return dict(env, LOCAL_STATE_DIR=str(self.state), GATEWAY_PORT=str(self.port), GOOGLE_NUM_RETRIES="1", SWEEP_INTERVAL_SECONDS="0",
                     CONFERENCE_WAIT_SECONDS="2", CONFERENCE_POLL_INTERVAL_SECONDS="0.05")
 
     def start(self, timeout: float = 90) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -79,6 +80,19 @@ def test_docs_and_openapi_are_served(stack):
     assert doc["openapi"] == "3.1.0" and "/v1/meetings" in doc["paths"]
     page = requests.get(f"{stack.base}/v1/docs", timeout=10)
     assert page.headers["Content-Type"].startswith("text/html") and "openapi.json" in page.text
+
+
+def test_follow_up_tasks_are_delivered_by_the_emulator_and_change_the_meeting(stack, key, google):
+    """The sweeps are off in this stack: only a Cloud Task can move the meeting, through the gateway."""
+    made = requests.post(f"{stack.base}/v1/meetings", json=seed(), headers=auth(key), timeout=30).json()
+    assert made["status"] == "CREATED"
+    deadline = time.monotonic() + 30
+    status = made["status"]
+    while time.monotonic() < deadline and status != "FINISHED":
+        time.sleep(0.3)
+        status = requests.get(f"{stack.base}/v1/meetings/{made['id']}", headers=auth(key), timeout=10).json()["status"]
+    assert status == "FINISHED"  # the seed slot is long past: the status check task finished it
+    assert google.call_count("calendar.events.get") >= 1
 
 
 def test_data_survives_a_restart(stack, key):
