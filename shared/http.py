@@ -36,6 +36,52 @@ _TITLES = {400: "Malformed request", 405: "Method not allowed", 413: "Payload to
            415: "Unsupported media type", 500: "Internal error"}
 
 
+_IDEMPOTENT_METHODS = frozenset({"POST", "PATCH", "DELETE"})
+_REPLAYED_HEADERS = ("Location", "Content-Type")
+_IDEMPOTENCY_WAIT_S = 15.0
+
+
+def idempotent(ctx: "Context", key: str, run: Callable[[], flask.Response]) -> flask.Response:
+    """Idempotency-Key: the first final answer is kept 24 h and replayed; the same key with another request is 422."""
+    import hashlib
+
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise errors.InvalidInput.field("Idempotency-Key", "must be 1 to 255 printable ASCII characters")
+    request = ctx.request
+    body = b"" if request.method == "DELETE" else ctx.raw_body()  # on DELETE the key and the path identify it
+    fingerprint = hashlib.sha256(f"{request.method} {request.path}\n".encode() + body).hexdigest()
+    scoped = f"{ctx.principal.client_id}:{key}"
+    ledger = ctx.deps.ledger
+    claim = ledger.begin_request(scoped, fingerprint=fingerprint)
+    deadline = time.monotonic() + _IDEMPOTENCY_WAIT_S
+    while claim.state.value == "running" and claim.fingerprint == fingerprint and time.monotonic() < deadline:
+        time.sleep(0.2)  # the same request is in flight: wait for its answer rather than refuse
+        claim = ledger.begin_request(scoped, fingerprint=fingerprint)
+    if claim.fingerprint is not None and claim.fingerprint != fingerprint:
+        raise errors.InvalidInput.field("Idempotency-Key", "was already used with a different request")
+    if claim.state.value == "done" and claim.response:
+        stored = claim.response
+        response = flask.Response(stored["body"], status=stored["status"])
+        for name, value in stored.get("headers", {}).items():
+            response.headers[name] = value
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    if claim.state.value == "running":
+        raise errors.Conflict("A request with this Idempotency-Key is still in progress; retry shortly.")
+    try:
+        response = run()
+    except BaseException:
+        ledger.abort_request(scoped)
+        raise
+    if response.status_code >= 500 or response.status_code == 429:
+        ledger.abort_request(scoped)  # not a final answer: the retry must really run
+    else:
+        ledger.finish_request(scoped, fingerprint=fingerprint, response={
+            "status": response.status_code, "body": response.get_data(as_text=True),
+            "headers": {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}})
+    return response
+
+
 class HttpProblem(Exception):
     """An HTTP-level refusal raised by the edge itself (not by a use case)."""
 
@@ -88,17 +134,24 @@ class Context:
         self.request, self.route, self.deps = request, route, deps
         self.principal = None
 
+    def raw_body(self) -> bytes:
+        """The request body, read once, refused past the size limit (413)."""
+        if not hasattr(self, "_raw"):
+            limit = self.deps.settings.max_body_bytes
+            if (self.request.content_length or 0) > limit:
+                raise HttpProblem(413, f"The body is larger than {limit} bytes.")
+            raw = self.request.stream.read(limit + 1)
+            if len(raw) > limit:
+                raise HttpProblem(413, f"The body is larger than {limit} bytes.")
+            self._raw = raw
+        return self._raw
+
     def body(self, model: type[M]) -> M:
         """The JSON body validated into `model`: 415, 413, 400 or 422 otherwise."""
-        limit = self.deps.settings.max_body_bytes
         mimetype = (self.request.mimetype or "").lower()
         if mimetype != "application/json" and not mimetype.endswith("+json"):
             raise HttpProblem(415, "Send the body as application/json.")
-        if (self.request.content_length or 0) > limit:
-            raise HttpProblem(413, f"The body is larger than {limit} bytes.")
-        raw = self.request.stream.read(limit + 1)
-        if len(raw) > limit:
-            raise HttpProblem(413, f"The body is larger than {limit} bytes.")
+        raw = self.raw_body()
         try:
             return model.model_validate_json(raw)
         except ValidationError as exc:
@@ -168,7 +221,11 @@ class FunctionApp:
 
                 ctx.principal = authenticate_internal(deps.db, request.headers.get("Authorization"),
                                                       settings=deps.settings)
-            response = self._render(route, self.handlers[route.operation_id](ctx, **params))
+            key = request.headers.get("Idempotency-Key")
+            if key is not None and route.method in _IDEMPOTENT_METHODS and route.auth == "key":
+                response = idempotent(ctx, key, lambda: self._guarded(ctx, route, params, deps))
+            else:
+                response = self._guarded(ctx, route, params, deps, reraise=True)
         except HttpProblem as exc:
             response = problem(exc.status, exc.detail, headers=exc.headers)
         except errors.DomainError as exc:
@@ -180,6 +237,20 @@ class FunctionApp:
             "function": self.name, "operation": operation, "status": response.status_code,
             "duration_ms": round((time.monotonic() - started) * 1000, 1)})
         return response
+
+    def _guarded(self, ctx: Context, route: Route, params: dict, deps: bootstrap.Deps, *,
+                 reraise: bool = False) -> flask.Response:
+        """Run the handler; with `reraise=False` its refusals become responses (so they can be stored)."""
+        try:
+            return self._render(route, self.handlers[route.operation_id](ctx, **params))
+        except HttpProblem as exc:
+            if reraise:
+                raise
+            return problem(exc.status, exc.detail, headers=exc.headers)
+        except errors.DomainError as exc:
+            if reraise:
+                raise
+            return self._domain_problem(exc, deps)
 
     @staticmethod
     def _domain_problem(exc: errors.DomainError, deps: bootstrap.Deps) -> flask.Response:

@@ -5,7 +5,7 @@ and says what ran. When Firestore is off or failing the ledger degrades permissi
 handler is idempotent anyway, and logs a WARNING so the degradation is visible.
 
 Firestore setup the ledger expects in the cloud:
-  - TTL policies on field `expires_at` of `task_deliveries`, `job_runs` and `leases`;
+  - TTL policies on field `expires_at` of `task_deliveries`, `job_runs`, `leases` and `idempotency`;
   - a composite index on `job_runs` (kind ascending, started_at descending) for `recent_jobs(kind)`.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 DELIVERIES = "task_deliveries"
 JOB_RUNS = "job_runs"
 LEASES = "leases"
-IDEMPOTENCY = "idempotency"  # reserved for idempotency-key replays
+IDEMPOTENCY = "idempotency"
+IDEMPOTENCY_RETENTION = timedelta(hours=24)
 
 DELIVERY_RETENTION = timedelta(days=7)
 JOB_RUN_RETENTION = timedelta(days=30)
@@ -55,6 +57,15 @@ class Delivery(str, Enum):
     RUNNING = "running"  # another delivery works on it now: answer 409 so Cloud Tasks retries later
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What `begin_request` found for an Idempotency-Key: NEW (go ahead), RUNNING, or DONE with the stored answer."""
+
+    state: Delivery
+    fingerprint: str | None = None
+    response: dict | None = None
+
+
 @runtime_checkable
 class Ledger(Protocol):
     """Dedupe, job records and leases for background work."""
@@ -75,6 +86,13 @@ class Ledger(Protocol):
     def release_lease(self, name: str, holder: str) -> None: ...
 
     def recent_jobs(self, kind: str | None = None, limit: int = 20) -> list[dict]: ...
+
+    def begin_request(self, key: str, *, fingerprint: str, lease: timedelta = timedelta(minutes=2)) -> Claim: ...
+        # Idempotency-Key: NEW (do it), DONE (replay `response` if `fingerprint` matches), RUNNING (in flight)
+
+    def finish_request(self, key: str, *, fingerprint: str, response: dict) -> None: ...  # kept 24 h
+
+    def abort_request(self, key: str) -> None: ...
 
 
 def delivery_doc_id(key: str) -> str:
@@ -143,6 +161,15 @@ class NullLedger:
 
     def recent_jobs(self, kind: str | None = None, limit: int = 20) -> list[dict]:
         return []
+
+    def begin_request(self, key: str, *, fingerprint: str, lease: timedelta = timedelta(minutes=2)) -> Claim:
+        return Claim(Delivery.NEW)
+
+    def finish_request(self, key: str, *, fingerprint: str, response: dict) -> None:
+        return None
+
+    def abort_request(self, key: str) -> None:
+        return None
 
 
 class FirestoreLedger:
@@ -249,6 +276,45 @@ class FirestoreLedger:
     def abort_delivery(self, key: str) -> None:
         client, opts = self._db(), self._opts()
         client.collection(DELIVERIES).document(delivery_doc_id(key)).delete(**opts)
+
+    # -- idempotency keys ------------------------------------------------------------------------
+
+    def begin_request(self, key: str, *, fingerprint: str, lease: timedelta = timedelta(minutes=2)) -> Claim:
+        client, opts = self._db(), self._opts()
+        ref = client.collection(IDEMPOTENCY).document(delivery_doc_id(key))
+
+        def claim(transaction) -> Claim:
+            now = self._now()
+            snap = ref.get(transaction=transaction, **opts)
+            data = (snap.to_dict() or {}) if snap.exists else {}
+            expires = data.get("expires_at")
+            if data and (expires is None or _aware(expires) > now):
+                if data.get("state") == Delivery.DONE.value:
+                    return Claim(Delivery.DONE, data.get("fingerprint"), data.get("response"))
+                lease_until = data.get("lease_until")
+                if lease_until and _aware(lease_until) > now:
+                    return Claim(Delivery.RUNNING, data.get("fingerprint"))
+            transaction.set(ref, {"state": Delivery.RUNNING.value, "fingerprint": fingerprint, "started_at": now,
+                                  "lease_until": now + lease, "expires_at": now + IDEMPOTENCY_RETENTION})
+            return Claim(Delivery.NEW, fingerprint)
+
+        try:
+            return self._run_transaction(claim)
+        except ValueError as exc:
+            if _caused_by_contention(exc):
+                return Claim(Delivery.RUNNING, fingerprint)
+            raise
+
+    def finish_request(self, key: str, *, fingerprint: str, response: dict) -> None:
+        client, opts = self._db(), self._opts()
+        now = self._now()
+        client.collection(IDEMPOTENCY).document(delivery_doc_id(key)).set({
+            "state": Delivery.DONE.value, "fingerprint": fingerprint, "response": response, "finished_at": now,
+            "expires_at": now + IDEMPOTENCY_RETENTION}, **opts)
+
+    def abort_request(self, key: str) -> None:
+        client, opts = self._db(), self._opts()
+        client.collection(IDEMPOTENCY).document(delivery_doc_id(key)).delete(**opts)
 
     # -- job runs ------------------------------------------------------------------------------
 
@@ -400,6 +466,15 @@ class ResilientLedger:
 
     def recent_jobs(self, kind: str | None = None, limit: int = 20) -> list[dict]:
         return self._call("recent_jobs", kind, limit)
+
+    def begin_request(self, key: str, *, fingerprint: str, lease: timedelta = timedelta(minutes=2)) -> Claim:
+        return self._call("begin_request", key, fingerprint=fingerprint, lease=lease)
+
+    def finish_request(self, key: str, *, fingerprint: str, response: dict) -> None:
+        self._call("finish_request", key, fingerprint=fingerprint, response=response)
+
+    def abort_request(self, key: str) -> None:
+        self._call("abort_request", key)
 
 
 def build_ledger(settings: Any, *, clock: Callable[[], datetime] = _utc_now) -> Ledger:
