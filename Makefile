@@ -46,3 +46,22 @@ api-key: install ## mint an API key: make api-key NAME=xoma ROLE=service|admin (
 
 clean: ## remove the virtualenv and build output (keeps .local/ data)
 	rm -rf $(VENV) build dist *.egg-info
+
+# Ops: deployment packages, the API Gateway spec, static checks of the infrastructure.
+.PHONY: package gateway-spec lint
+
+package: ## build one reproducible zip per function into build/, named by content hash (for terraform apply)
+	@$(PYTHON) -m ops.package
+
+gateway-spec: install ## regenerate infra/terraform/generated/ (the API Gateway spec) from the route table
+	@$(PY) -m ops.gateway_spec --write
+
+lint: install ## terraform fmt, checkov over infra/terraform, and the gateway spec against the route table
+	@if command -v terraform >/dev/null 2>&1; then \
+		TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive -diff infra/terraform && echo "terraform fmt: ok"; \
+	else \
+		echo "terraform not on PATH: skipping terraform fmt"; \
+	fi
+	@bash dev/install_checkov.sh
+	@.local/venvs/checkov/bin/checkov --config-file infra/terraform/.checkov.yaml
+	@$(PY) -m ops.gateway_spec --check

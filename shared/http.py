@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared import bootstrap, errors, logs
 from shared.models import READ_ONLY_FIELDS
-from shared.routes import Route, resolve, routes_of
+from shared.routes import ROUTES, Route, resolve, routes_of
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,8 @@ class FunctionApp:
         try:
             route, params, allowed = resolve(request.method, request.path, self.routes)
             if route is None:
+                # Behind API Gateway's catch-all, the whole table says which methods the path has.
+                allowed = resolve(request.method, request.path, ROUTES, aliases=False)[2] or allowed
                 if allowed:
                     raise HttpProblem(405, f"Use {', '.join(allowed)} on this path.", {"Allow": ", ".join(allowed)})
                 raise errors.NotFound("There is no such route.")
@@ -215,7 +217,9 @@ class FunctionApp:
             if route.auth == "key":
                 from shared.auth import authenticate
 
-                ctx.principal = authenticate(deps.db, request.headers.get("Authorization"))
+                # API Gateway moves the caller's header to X-Forwarded-Authorization and signs its own call.
+                header = request.headers.get("X-Forwarded-Authorization") or request.headers.get("Authorization")
+                ctx.principal = authenticate(deps.db, header)
             elif route.auth == "internal":
                 from shared.auth import authenticate_internal
 

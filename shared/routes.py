@@ -72,10 +72,10 @@ ROUTES: tuple[Route, ...] = (
           content_type="text/html"),
     Route("POST", "/internal/check-status", "check_status", "checkStatus",
           "Reconcile one meeting with Google, or sweep the due ones", auth="internal", body=m.InternalRequest,
-          response=m.JobSummary, public=False, also=("/",), errors=(400, 401, 403, 404, 409, 503)),
+          response=m.JobSummary, public=False, also=("/", "/check_status"), errors=(400, 401, 403, 404, 409, 503)),
     Route("POST", "/internal/sync-recordings", "sync_recordings", "syncRecordings",
           "Sync attendance and recordings of one meeting, or sweep the due ones", auth="internal",
-          body=m.InternalRequest, response=m.JobSummary, public=False, also=("/",),
+          body=m.InternalRequest, response=m.JobSummary, public=False, also=("/", "/sync_recordings"),
           errors=(400, 401, 403, 404, 409, 503)),
 )
 

@@ -12,7 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Every knob of the product; names are the environment variables, upper-cased."""
 
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    # An empty variable counts as unset: deploy tooling often renders absent values as "".
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
 
     # Database: DATABASE_URL locally (or any PostgreSQL), the Cloud SQL connector in the cloud.
     database_url: str | None = None

@@ -1,0 +1,212 @@
+# Every Cloud Function (2nd gen) of the product, from one table. The entry point is the function's name, and
+# the deployed function carries the same name. `public` functions sit behind API Gateway; the others are
+# called only by Cloud Tasks and Cloud Scheduler.
+locals {
+  functions = {
+    create_meeting = {
+      public      = true
+      description = "POST /v1/meetings"
+      memory      = "512Mi"
+      cpu         = "1"
+      timeout     = 60
+    }
+    get_meeting = {
+      public      = true
+      description = "GET /v1/meetings..., /v1/health, /v1/openapi.json, /v1/docs, and unknown routes"
+      memory      = "512Mi"
+      cpu         = "1"
+      timeout     = 60
+    }
+    update_meeting = {
+      public      = true
+      description = "PATCH /v1/meetings/{meeting_id}"
+      memory      = "512Mi"
+      cpu         = "1"
+      timeout     = 60
+    }
+    cancel_meeting = {
+      public      = true
+      description = "DELETE /v1/meetings/{meeting_id}"
+      memory      = "512Mi"
+      cpu         = "1"
+      timeout     = 60
+    }
+    check_status = {
+      public      = false
+      description = "Internal: one meeting's status check (Cloud Tasks) or the sweep (Cloud Scheduler)"
+      memory      = "512Mi"
+      cpu         = "1"
+      timeout     = 300
+    }
+    sync_recordings = {
+      public      = false
+      description = "Internal: one meeting's attendance and recordings (Cloud Tasks) or the sweep (Cloud Scheduler)"
+      memory      = "512Mi"
+      cpu         = "1"
+      timeout     = 300
+    }
+  }
+
+  public_functions   = { for name, fn in local.functions : name => fn if fn.public }
+  internal_functions = { for name, fn in local.functions : name => fn if !fn.public }
+
+  # Function URLs are computed, not read back from the functions: check_status enqueues check_status tasks and
+  # each function's environment names the internal functions' URLs, so reading them from the resources would
+  # make the function resource depend on itself. A 2nd gen function's cloudfunctions.net URL is fixed by
+  # region, project and name (the `check` below compares it after every apply). Requests to it reach the
+  # function at path "/", which the internal routes accept.
+  function_urls = {
+    for name in keys(local.functions) : name => "https://${var.region}-${var.project_id}.cloudfunctions.net/${name}"
+  }
+
+  # Connection budget: every instance may hold DB_POOL_SIZE connections, and the sum over all functions at
+  # their max_instances must fit in max_connections minus the reserve. With the defaults:
+  # (5 + 5 + 3 + 3 + 2 + 2) x 4 = 80 <= 100 - 15.
+  db_connection_budget = sum([for name in keys(local.functions) : lookup(var.max_instances, name, 0)]) * var.db_pool_size
+
+  # Packages come from `make package`: one zip per function, named by its content hash, listed in the manifest.
+  package_dir = abspath("${path.module}/${var.package_dir}")
+  packages    = try(jsondecode(file("${local.package_dir}/manifest.json")).functions, {})
+
+  # What shared/settings.py reads. No value may be empty: the settings would read "" rather than "unset", which
+  # is why the optional-looking inputs (workspace_domain, default_calendar_owner) are required variables.
+  function_env = {
+    GOOGLE_CLOUD_PROJECT   = var.project_id
+    CLOUD_SQL_INSTANCE     = google_sql_database_instance.main.connection_name
+    CLOUD_SQL_IP_TYPE      = "public"
+    DB_NAME                = google_sql_database.meet.name
+    DB_IAM_USER            = google_sql_user.runtime.name
+    DB_POOL_SIZE           = tostring(var.db_pool_size)
+    GOOGLE_DELEGATION_SA   = google_service_account.delegation.email
+    WORKSPACE_DOMAIN       = var.workspace_domain
+    DEFAULT_CALENDAR_OWNER = var.default_calendar_owner
+    DEFAULT_TIME_ZONE      = var.default_time_zone
+    GRACE_PERIOD_MINUTES   = tostring(var.grace_period_minutes)
+    LOG_LEVEL              = var.log_level
+    TASKS_QUEUE            = google_cloud_tasks_queue.background.id
+    CHECK_STATUS_URL       = local.function_urls["check_status"]
+    SYNC_RECORDINGS_URL    = local.function_urls["sync_recordings"]
+    TASKS_INVOKER_SA       = google_service_account.invoker.email
+    FIRESTORE_DATABASE     = google_firestore_database.ledger.name
+  }
+}
+
+resource "google_storage_bucket" "sources" {
+  name                        = "${var.project_id}-${var.name}-sources"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+
+  # Objects are named by content hash, so an overwrite never happens; versioning only guards against deletes.
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_storage_bucket_object" "source" {
+  for_each = local.functions
+
+  bucket = google_storage_bucket.sources.name
+  # A new name per content: a code change is a new object, and the function is rebuilt from it.
+  name   = try(local.packages[each.key].zip, "${each.key}-missing.zip")
+  source = "${local.package_dir}/${try(local.packages[each.key].zip, "${each.key}-missing.zip")}"
+
+  lifecycle {
+    # The function keeps building from the old object until it has moved to the new one.
+    create_before_destroy = true
+
+    precondition {
+      condition     = contains(keys(local.packages), each.key)
+      error_message = "No package for ${each.key} in ${local.package_dir}/manifest.json: run `make package` before planning."
+    }
+  }
+}
+
+resource "google_cloudfunctions2_function" "fn" {
+  for_each = local.functions
+
+  name        = each.key
+  location    = var.region
+  description = each.value.description
+
+  build_config {
+    runtime         = "python311"
+    entry_point     = each.key
+    service_account = google_service_account.build.id
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.sources.name
+        object = google_storage_bucket_object.source[each.key].name
+      }
+    }
+  }
+
+  service_config {
+    available_memory   = each.value.memory
+    available_cpu      = each.value.cpu
+    timeout_seconds    = each.value.timeout
+    min_instance_count = 0
+    max_instance_count = var.max_instances[each.key]
+    # One connection per in-flight request, so a request never waits for the pool.
+    max_instance_request_concurrency = var.db_pool_size
+    # Public functions are reached by API Gateway over their public address, and IAM admits only the gateway's
+    # account; internal ones accept only Cloud Tasks and Cloud Scheduler traffic of this project.
+    ingress_settings               = each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.runtime.email
+    environment_variables          = local.function_env
+
+    dynamic "secret_environment_variables" {
+      for_each = var.secret_env
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.db_connection_budget <= var.db_max_connections - var.db_reserved_connections
+      error_message = "sum(max_instances) x db_pool_size = ${local.db_connection_budget} exceeds db_max_connections - db_reserved_connections = ${var.db_max_connections - var.db_reserved_connections}."
+    }
+    precondition {
+      condition     = contains(keys(var.max_instances), each.key)
+      error_message = "max_instances has no entry for ${each.key}."
+    }
+  }
+
+  # A function must find its permissions in place at its first cold start.
+  depends_on = [
+    google_project_iam_member.build,
+    google_storage_bucket_iam_member.build_reads_sources,
+    google_project_iam_member.build_reads_staged_sources,
+    google_project_iam_member.runtime_sql,
+    google_project_iam_member.runtime_firestore,
+    google_service_account_iam_member.runtime_signs_for_delegation,
+    google_secret_manager_secret_iam_member.runtime,
+  ]
+}
+
+# The computed URLs above must be the ones Google assigned; a mismatch means tasks and sweeps miss their target.
+check "function_urls" {
+  assert {
+    condition     = alltrue([for name, fn in google_cloudfunctions2_function.fn : fn.url == local.function_urls[name]])
+    error_message = "A function's URL differs from the computed one: update local.function_urls in functions.tf."
+  }
+}

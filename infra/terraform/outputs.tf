@@ -1,0 +1,64 @@
+output "api_base_url" {
+  description = "The API's one public base URL (API Gateway); clients call {api_base_url}/v1/..."
+  value       = "https://${google_api_gateway_gateway.gateway.default_hostname}"
+}
+
+output "function_urls" {
+  description = "Each function's cloudfunctions.net URL (public ones answer only API Gateway's account)."
+  value       = local.function_urls
+}
+
+output "sql_instance_connection_name" {
+  description = "CLOUD_SQL_INSTANCE for `make migrate` and `make api-key`."
+  value       = google_sql_database_instance.main.connection_name
+}
+
+output "db_iam_user" {
+  description = "DB_IAM_USER: the runtime account's database user (email without .gserviceaccount.com)."
+  value       = google_sql_user.runtime.name
+}
+
+output "db_name" {
+  description = "DB_NAME of the middleware's database."
+  value       = google_sql_database.meet.name
+}
+
+output "runtime_service_account" {
+  description = "Identity of every function; impersonate it to run migrations."
+  value       = google_service_account.runtime.email
+}
+
+output "invoker_service_account" {
+  description = "OIDC identity of Cloud Tasks and Cloud Scheduler (TASKS_INVOKER_SA)."
+  value       = google_service_account.invoker.email
+}
+
+output "gateway_service_account" {
+  description = "API Gateway's identity towards the public functions."
+  value       = google_service_account.gateway.email
+}
+
+output "delegation_service_account" {
+  description = "GOOGLE_DELEGATION_SA: the account authorised for domain-wide delegation."
+  value       = google_service_account.delegation.email
+}
+
+output "delegation_client_id" {
+  description = "Client ID to authorise in the Workspace admin console (Security > API controls > Domain-wide delegation)."
+  value       = google_service_account.delegation.unique_id
+}
+
+output "delegation_scopes" {
+  description = "OAuth scopes to authorise for the client ID, comma-separated as the admin console takes them."
+  value       = join(",", local.workspace_scopes)
+}
+
+output "tasks_queue" {
+  description = "TASKS_QUEUE: full name of the background work queue."
+  value       = google_cloud_tasks_queue.background.id
+}
+
+output "scheduler_jobs" {
+  description = "Cloud Scheduler sweep jobs (for `python -m ops.scheduler`)."
+  value       = { for name, job in google_cloud_scheduler_job.sweep : name => job.name }
+}

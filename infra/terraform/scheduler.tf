@@ -1,0 +1,42 @@
+# Sweeps that catch whatever a task missed. Each posts `{}` with an OIDC token of the invoker account to the
+# internal function's URL, which the function also accepts as an audience.
+locals {
+  sweeps = {
+    check_status    = "*/5 * * * *"
+    sync_recordings = "*/30 * * * *"
+  }
+}
+
+resource "google_cloud_scheduler_job" "sweep" {
+  for_each = local.sweeps
+
+  name        = "${replace(each.key, "_", "-")}-sweep"
+  description = "Sweep of ${each.key}: meetings that are due, one task each."
+  region      = var.region
+  schedule    = each.value
+  time_zone   = "Etc/UTC"
+  # Slightly longer than the function's own timeout, so Scheduler never gives up on a sweep still running.
+  attempt_deadline = "${local.functions[each.key].timeout + 30}s"
+
+  # A missed sweep is simply done by the next one; retrying would only overlap with it.
+  retry_config {
+    retry_count = 0
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = local.function_urls[each.key]
+    body        = base64encode("{}")
+    headers = {
+      "Content-Type" = "application/json"
+    }
+
+    oidc_token {
+      service_account_email = google_service_account.invoker.email
+      audience              = local.function_urls[each.key]
+    }
+  }
+
+  # The URL is computed, not read from the function, so the order is stated: no sweep before its function.
+  depends_on = [google_cloudfunctions2_function.fn, google_cloud_run_v2_service_iam_member.internal_invoker]
+}
