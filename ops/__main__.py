@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     key = sub.add_parser("api-key", help="mint an API key (printed as the last line)")
     key.add_argument("--name", required=True, help="the API client's name, e.g. xoma")
     key.add_argument("--role", default="service", choices=auth.ROLES)
+    keys = sub.add_parser("keys", help="list or revoke API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("list", help="every key: id, client, role, hint, created, revoked")
+    revoke = keys_sub.add_parser("revoke", help="revoke one key by id (the client's other keys keep working)")
+    revoke.add_argument("key_id")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
@@ -48,6 +53,18 @@ def main(argv: list[str] | None = None) -> int:
             key_value = auth.mint_key(db, name=args.name, role=args.role)
             print(f"API key for client {args.name!r} (role {args.role}); it is shown only once:")
             print(key_value)
+        elif args.command == "keys" and args.keys_command == "list":
+            rows = auth.list_keys(db)
+            print(f"{'KEY ID':<36}  {'CLIENT':<20} {'ROLE':<8} {'HINT':<11} {'CREATED':<20} REVOKED")
+            for r in rows:
+                revoked = r["revoked_at"].strftime("%Y-%m-%d %H:%M") if r["revoked_at"] else "-"
+                print(f"{str(r['id']):<36}  {r['name'][:20]:<20} {r['role']:<8} {r['display_hint']:<11} "
+                      f"{r['created_at'].strftime('%Y-%m-%d %H:%M'):<20} {revoked}")
+        elif args.command == "keys" and args.keys_command == "revoke":
+            if not auth.revoke_key(db, args.key_id):
+                print(f"no active key has id {args.key_id}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.key_id}")
     finally:
         db.close()
     return 0

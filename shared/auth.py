@@ -132,3 +132,26 @@ def _certs_request():
         return response
 
     return request
+
+
+def list_keys(db: Database) -> list[dict]:
+    """Every key with its client, newest first; only the display hint of a key is known."""
+    with db.transaction() as cur:
+        cur.execute(
+            "SELECT k.id, c.name, c.role, k.display_hint, k.created_at, k.revoked_at FROM api_keys k"
+            " JOIN api_clients c ON c.id = k.client_id ORDER BY k.created_at DESC"
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def revoke_key(db: Database, key_id: str) -> bool:
+    """Revoke one key by its id (other keys of the client keep working); False when no active key has that id."""
+    try:
+        uuid.UUID(key_id)
+    except ValueError:
+        return False
+    with db.transaction() as cur:
+        cur.execute("UPDATE api_keys SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL RETURNING id",
+                    {"id": key_id})
+        return cur.fetchone() is not None

@@ -1,0 +1,58 @@
+"""Logs are JSON lines with severity and the request's trace, and carry no emails or keys."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+
+import pytest
+
+from shared import bootstrap, logs
+from shared.logs import JsonFormatter
+from tests.conftest import new_principal
+from tests.integration.helpers import Api, future_slot
+
+TRACE = "105445aa7843bc8bf206b12000100000"
+
+
+@pytest.fixture
+def captured(function_env, monkeypatch):
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "meet-prod")
+    bootstrap.reset()
+    logs.configure()  # what every function does at cold start: it replaces the root handlers once
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(previous)
+
+
+def test_request_logs_are_structured_traced_and_free_of_personal_data(captured, db, google):
+    _, key = new_principal(db)
+    api = Api(key)
+    start, end = future_slot()
+    body = {"organizer_email": "secret.doctor@clinica.com", "invited_emails": ["hidden.patient@correo.com"],
+            "scheduled_start": start, "scheduled_end": end, "external_reference": uuid.uuid4().hex}
+    trace = {"X-Cloud-Trace-Context": f"{TRACE}/1;o=1"}
+    meeting = api.post(body, **trace).get_json()
+    api.post(dict(body, title="different"), **trace)                       # 409
+    api.post(dict(body, invited_emails=["hidden.patient@"]), **trace)      # 422
+    google.add_fault(503, operation="calendar.events.get", count=None)
+    api.get(f"/v1/meetings?organizer_email=secret.doctor@clinica.com", **trace)
+    api.patch(meeting["id"], {"invited_emails": ["other.patient@correo.com"]}, **trace)
+    api.delete(meeting["id"], **trace)
+    text = captured.getvalue()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines and all(line["severity"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") for line in lines)
+    requests = [line for line in lines if line.get("logger") == "shared.http"]
+    assert len(requests) == 6
+    assert all(line["logging.googleapis.com/trace"] == f"projects/meet-prod/traces/{TRACE}" for line in requests)
+    assert {line["status"] for line in requests} >= {201, 409, 422, 200}
+    for secret in ("secret.doctor", "hidden.patient", "other.patient", "clinica.com", key, key[3:]):
+        assert secret not in text
