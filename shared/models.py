@@ -1,13 +1,15 @@
 """Pydantic models for the API boundary: separate input and output shapes."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
+                      StringConstraints, WithJsonSchema)
 
 
 def _clean_text(value: str) -> str:
@@ -38,6 +40,21 @@ def _known_zone(value: str) -> str:
     return value
 
 
+_DATETIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?"
+
+
+def _datetime_text(value: object) -> object:
+    # Only RFC 3339 text: pydantic would otherwise read numbers as Unix timestamps ("0.5" is 1970).
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(_DATETIME, value):
+        raise ValueError("must be an RFC 3339 date-time such as 2025-11-25T15:00:00Z (without offset: local time)")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a valid date-time") from None
+
+
 def _utc(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -46,6 +63,9 @@ Text = Annotated[str, AfterValidator(_clean_text)]
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_clean_text), AfterValidator(_valid_email)]
 TimeZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_zone)]
 UtcDatetime = Annotated[datetime, PlainSerializer(_utc, return_type=str, when_used="json")]
+InputDatetime = Annotated[datetime, BeforeValidator(_datetime_text), WithJsonSchema({
+    "type": "string", "pattern": f"^{_DATETIME}$",
+    "description": "RFC 3339 date-time; without an offset it is read in the meeting's time zone"})]
 
 
 class Status(str, Enum):
@@ -69,8 +89,8 @@ class MeetingCreate(_Input):
 
     organizer_email: Email
     invited_emails: Annotated[list[Email], Field(min_length=1, max_length=100)]
-    scheduled_start: datetime | None = None
-    scheduled_end: datetime | None = None
+    scheduled_start: InputDatetime | None = None
+    scheduled_end: InputDatetime | None = None
     external_reference: Annotated[Text, StringConstraints(min_length=1, max_length=255)] | None = None
     title: Annotated[Text, StringConstraints(max_length=200)] | None = None
     description: Annotated[Text, StringConstraints(max_length=8000)] | None = None
@@ -87,8 +107,8 @@ READ_ONLY_FIELDS = frozenset({
 class MeetingUpdate(_Input):
     """A PATCH: each field given replaces the stored one; `null` clears title or description."""
 
-    scheduled_start: datetime | None = None
-    scheduled_end: datetime | None = None
+    scheduled_start: InputDatetime | None = None
+    scheduled_end: InputDatetime | None = None
     title: Annotated[Text, StringConstraints(max_length=200)] | None = None
     description: Annotated[Text, StringConstraints(max_length=8000)] | None = None
     invited_emails: Annotated[list[Email], Field(min_length=1, max_length=100)] | None = None
@@ -113,8 +133,8 @@ class MeetingListQuery(_Input):
     status: Status | None = None
     organizer_email: Annotated[Text, StringConstraints(max_length=254)] | None = None
     external_reference: Annotated[Text, StringConstraints(max_length=255)] | None = None
-    scheduled_from: datetime | None = None
-    scheduled_to: datetime | None = None
+    scheduled_from: InputDatetime | None = None
+    scheduled_to: InputDatetime | None = None
     page_size: Annotated[int, Field(ge=1, le=100)] = 20
     page_token: Annotated[Text, StringConstraints(max_length=512)] | None = None
 
