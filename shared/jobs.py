@@ -67,6 +67,40 @@ def _record_end(ledger, run_id: str, summary: JobSummary) -> None:
                    counts=summary.counts, error=error)
 
 
+def fan_out(kind: str, *, column: str, db, tasks, settings, clock, work: Callable[[dict], object]) -> JobSummary:
+    """A sweep: hand every meeting whose `column` is due to a Cloud Task, or do `work` here when Tasks is off.
+
+    Handed-out rows get their due time pushed by `schedule.HANDOFF`, so a lost task is retried by a later sweep;
+    task names carry the due time, so overlapping sweeps cannot enqueue one meeting twice.
+    """
+    from shared import repository as repo
+    from shared.schedule import HANDOFF
+    from shared.tasks import Task, TaskEnqueueError
+
+    now = clock()
+    with db.transaction() as cur:
+        due = repo.due_for(cur, column, now, settings.sweep_batch_size)
+        if settings.tasks_queue and due:
+            repo.postpone(cur, [d["id"] for d in due], column, now + HANDOFF)
+    counts = {"due": len(due), "enqueued": 0, "done": 0, "errors": 0}
+    for row in due:
+        if settings.tasks_queue:
+            task = Task(kind, row["id"], row["schedule_version"], now, f"sweep-{int(row['due_at'].timestamp())}",
+                        attempt=row["sync_attempts"] if column == "next_sync_at" else 0)
+            try:
+                counts["enqueued"] += bool(tasks.enqueue(task))
+            except TaskEnqueueError:
+                counts["errors"] += 1
+            continue
+        try:
+            work(row)
+            counts["done"] += 1
+        except Exception:  # one meeting's failure must not stop the sweep; it stays due
+            log.exception("%s failed for one meeting", kind, extra={"meeting_id": row["id"]})
+            counts["errors"] += 1
+    return JobSummary(job=kind, mode="sweep", outcome="error" if counts["errors"] else "ok", counts=counts)
+
+
 def _describe(exc: BaseException) -> str:
     # Domain details are written for callers and carry no personal data; anything else is named by type only.
     return f"{type(exc).__name__}: {exc.detail}" if isinstance(exc, DomainError) else type(exc).__name__

@@ -226,30 +226,8 @@ def _retry_later(meeting: dict[str, Any], *, attempt: int, run_at: datetime, tas
 
 
 def sweep(*, db, tasks, settings: Settings, clock, sync) -> JobSummary:
-    """Hand every meeting whose sync is due to a task (or sync it here when Cloud Tasks is off)."""
-    from shared.schedule import HANDOFF
-    from shared.tasks import Task, TaskEnqueueError
+    """Every meeting whose sync is due, to a task each (or synced here when Cloud Tasks is off)."""
+    from shared.jobs import fan_out
 
-    now = clock()
-    with db.transaction() as cur:
-        due = repo.due_for_sync(cur, now, settings.sweep_batch_size)
-        if settings.tasks_queue and due:
-            repo.postpone(cur, [d["id"] for d in due], "next_sync_at", now + HANDOFF)
-    counts = {"due": len(due), "enqueued": 0, "synced": 0, "errors": 0}
-    for row in due:
-        if settings.tasks_queue:
-            task = Task("sync_recordings", row["id"], row["schedule_version"], now,
-                        f"sweep-{int(row['next_sync_at'].timestamp())}", attempt=row["sync_attempts"])
-            try:
-                counts["enqueued"] += bool(tasks.enqueue(task))
-            except TaskEnqueueError:
-                counts["errors"] += 1
-            continue
-        try:
-            sync(row["id"], row["sync_attempts"])
-            counts["synced"] += 1
-        except Exception:  # one meeting's failure must not stop the sweep; it stays due
-            log.exception("recording sync failed", extra={"meeting_id": row["id"]})
-            counts["errors"] += 1
-    return JobSummary(job="sync_recordings", mode="sweep", outcome="error" if counts["errors"] else "ok",
-                      counts=counts)
+    return fan_out("sync_recordings", column="next_sync_at", db=db, tasks=tasks, settings=settings, clock=clock,
+                   work=lambda row: sync(row["id"], row["sync_attempts"]))

@@ -162,25 +162,17 @@ def details_for(cur, meeting_ids: list[str]) -> dict[str, dict[str, list[dict[st
 _LIVE = "('PENDING', 'CREATED', 'SCHEDULED', 'IN_PROGRESS')"
 
 
-DUE_FOR_CHECK_SQL = (
-    f"SELECT id, schedule_version, next_check_at FROM meetings WHERE status IN {_LIVE}"
-    " AND next_check_at <= :now ORDER BY next_check_at LIMIT :limit"
-)
-DUE_FOR_SYNC_SQL = (
-    "SELECT id, schedule_version, next_sync_at, sync_attempts FROM meetings"
-    " WHERE next_sync_at IS NOT NULL AND next_sync_at <= :now ORDER BY next_sync_at LIMIT :limit"
-)
+DUE_SQL = {
+    "next_check_at": f"SELECT id, schedule_version, sync_attempts, next_check_at AS due_at FROM meetings"
+                     f" WHERE status IN {_LIVE} AND next_check_at <= :now ORDER BY next_check_at LIMIT :limit",
+    "next_sync_at": "SELECT id, schedule_version, sync_attempts, next_sync_at AS due_at FROM meetings"
+                    " WHERE next_sync_at IS NOT NULL AND next_sync_at <= :now ORDER BY next_sync_at LIMIT :limit",
+}
 
 
-def due_for_check(cur, now: datetime, limit: int) -> list[dict[str, Any]]:
-    """Meetings whose status check is due (the partial index on next_check_at serves this)."""
-    cur.execute(DUE_FOR_CHECK_SQL, {"now": now, "limit": limit})
-    return _dicts(cur)
-
-
-def due_for_sync(cur, now: datetime, limit: int) -> list[dict[str, Any]]:
-    """Meetings whose recording sync is due (the partial index on next_sync_at serves this)."""
-    cur.execute(DUE_FOR_SYNC_SQL, {"now": now, "limit": limit})
+def due_for(cur, column: str, now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Meetings whose status check (`next_check_at`) or sync (`next_sync_at`) is due; a partial index serves each."""
+    cur.execute(DUE_SQL[column], {"now": now, "limit": limit})
     return _dicts(cur)
 
 

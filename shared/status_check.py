@@ -121,28 +121,8 @@ def _reconcile(cur, meeting: dict[str, Any], *, calendar, meet, settings: Settin
 
 
 def sweep(*, db, tasks, settings: Settings, clock, check) -> JobSummary:
-    """Hand every meeting whose check is due to a task (or check it here when Cloud Tasks is off)."""
-    from shared.tasks import Task, TaskEnqueueError
+    """Every meeting whose check is due, to a task each (or checked here when Cloud Tasks is off)."""
+    from shared.jobs import fan_out
 
-    now = clock()
-    with db.transaction() as cur:
-        due = repo.due_for_check(cur, now, settings.sweep_batch_size)
-        if settings.tasks_queue and due:
-            repo.postpone(cur, [d["id"] for d in due], "next_check_at", now + schedule.HANDOFF)
-    counts = {"due": len(due), "enqueued": 0, "checked": 0, "errors": 0}
-    for row in due:
-        if settings.tasks_queue:
-            task = Task("check_status", row["id"], row["schedule_version"], now,
-                        f"sweep-{int(row['next_check_at'].timestamp())}")
-            try:
-                counts["enqueued"] += bool(tasks.enqueue(task))
-            except TaskEnqueueError:
-                counts["errors"] += 1
-            continue
-        try:
-            check(row["id"])
-            counts["checked"] += 1
-        except Exception:  # one meeting's failure must not stop the sweep; it stays due
-            log.exception("status check failed", extra={"meeting_id": row["id"]})
-            counts["errors"] += 1
-    return JobSummary(job="check_status", mode="sweep", outcome="error" if counts["errors"] else "ok", counts=counts)
+    return fan_out("check_status", column="next_check_at", db=db, tasks=tasks, settings=settings, clock=clock,
+                   work=lambda row: check(row["id"]))

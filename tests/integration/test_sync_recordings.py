@@ -183,4 +183,4 @@ def test_a_sweep_syncs_only_meetings_that_are_due(api, meeting, sync, db, google
         cur.execute("UPDATE meetings SET next_sync_at = now() - interval '1 minute' WHERE id = :id",
                     {"id": meeting["id"]})
     summary = sync()
-    assert summary["mode"] == "sweep" and summary["counts"]["due"] == 1 and summary["counts"]["synced"] == 1
+    assert summary["mode"] == "sweep" and summary["counts"]["due"] == 1 and summary["counts"]["done"] == 1
