@@ -187,6 +187,12 @@ class FunctionApp:
         # Misconfiguration fails here, at cold start, not on the first unlucky request.
         settings = get_settings()
         logs.configure(settings.log_level)
+        off = [what for what, on in (("Cloud Tasks (TASKS_QUEUE unset: sweeps do the background work)",
+                                      settings.tasks_queue),
+                                     ("the Firestore ledger (FIRESTORE_DATABASE unset: no task dedupe, no "
+                                      "Idempotency-Key replays)", settings.firestore_database)) if not on]
+        if off:
+            log.warning("%s: running without %s", name, "; without ".join(off))
 
     def route(self, operation_id: str) -> Callable[[Handler], Handler]:
         """Register the handler of one operation of the route table."""
