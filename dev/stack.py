@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from dev.gateway import Gateway, routed_functions
 from dev.pg import ROOT, embedded, state_dir
@@ -40,6 +40,13 @@ def wait_for_port(port: int, process: subprocess.Popen | None, timeout: float, n
 
 
 PROJECT, LOCATION, QUEUE = "local-dev", "us-central1", "meet-tasks"
+
+
+class _AccessLog(WSGIRequestHandler):
+    """Access lines without the query string: filters such as organizer_email carry personal data."""
+
+    def log_request(self, code="-", size="-"):
+        log.info("%s %s -> %s", self.command, self.path.split("?", 1)[0], getattr(code, "value", code))
 
 
 class Stack:
@@ -176,7 +183,8 @@ def main() -> int:
         # gateway stands in for that and presents a local admin key on task deliveries.
         invoker_key = ensure_key(db_url, state / "invoker-api-key", name="local-invoker", role="admin")
         stack.gateway_server = make_server("127.0.0.1", gateway_port,
-                                           Gateway(functions, task_auth=f"Bearer {invoker_key}"), threaded=True)
+                                           Gateway(functions, task_auth=f"Bearer {invoker_key}"), threaded=True,
+                                           request_handler=_AccessLog)
         threading.Thread(target=stack.gateway_server.serve_forever, daemon=True).start()
         key = ensure_key(db_url, state / "dev-api-key")
         interval = float(os.environ.get("SWEEP_INTERVAL_SECONDS", "60"))
