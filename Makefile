@@ -65,3 +65,9 @@ lint: install ## terraform fmt, checkov over infra/terraform, and the gateway sp
 	@bash dev/install_checkov.sh
 	@.local/venvs/checkov/bin/checkov --config-file infra/terraform/.checkov.yaml
 	@$(PY) -m ops.gateway_spec --check
+
+# Performance: cold starts, import cost, warm latency, memory and the sweep, measured locally.
+.PHONY: bench
+
+bench: install ## measure cold starts, imports, warm latency, memory, sweep cost (docs/benchmarks.md)
+	@$(PY) -m dev.bench

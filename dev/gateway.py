@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+from urllib.parse import quote
+
 import urllib3
 from werkzeug.wrappers import Request, Response
 
@@ -33,7 +35,10 @@ class Gateway:
                 response = problem(404, "There is no such route.", title="Not found")
             return response(environ, start_response)
         base = self.functions[route.function]
-        url = base + request.full_path.rstrip("?") if request.query_string else base + request.path
+        # Re-encode the decoded path: an id holding "?" or "#" must reach the function as part of the path.
+        url = base + quote(request.path, safe="/!$&'()*+,;=:@-._~")
+        if request.query_string:
+            url += "?" + request.query_string.decode("latin-1")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         if (self.task_auth and route.auth == "internal" and "Authorization" not in request.headers
                 and request.headers.get("X-CloudTasks-TaskName")):

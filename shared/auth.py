@@ -1,13 +1,17 @@
 """API keys: minted once, stored as SHA-256 hashes, resolved to the client that owns them."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
 
-from shared.db import Database
 from shared.errors import Unauthenticated
+
+if TYPE_CHECKING:  # pg8000 loads with the first query, not with the module
+    from shared.db import Database
 
 KEY_PREFIX = "mk_"
 ROLES = ("service", "admin")

@@ -1,13 +1,17 @@
 """Health: the instance answers and its database does too."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from shared import repository as repo
-from shared.db import Database
 from shared.errors import Unavailable
 from shared.models import Health
+
+if TYPE_CHECKING:  # pg8000 loads with the first query, not with the module
+    from shared.db import Database
 
 log = logging.getLogger(__name__)
 

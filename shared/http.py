@@ -187,6 +187,13 @@ class FunctionApp:
         # Misconfiguration fails here, at cold start, not on the first unlucky request.
         settings = get_settings()
         logs.configure(settings.log_level)
+        if flask.has_app_context():
+            # functions-framework loads the source inside its app: requests its router refuses (a newline in the
+            # path) get problem+json too, never Flask's HTML page.
+            from werkzeug.exceptions import HTTPException
+
+            flask.current_app.register_error_handler(
+                HTTPException, lambda e: problem(e.code or 500, e.description or e.name, title=e.name))
         off = [what for what, on in (("Cloud Tasks (TASKS_QUEUE unset: sweeps do the background work)",
                                       settings.tasks_queue),
                                      ("the Firestore ledger (FIRESTORE_DATABASE unset: no task dedupe, no "

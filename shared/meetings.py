@@ -11,13 +11,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from shared import repository as repo
 from shared import schedule
 from shared.auth import Principal
-from shared.db import Database
 from shared.errors import Conflict, InvalidInput, NotFound, UpstreamFailed
 from shared.lifecycle import FINAL, LIVE, ensure_move
 from shared.models import (
@@ -34,6 +33,9 @@ from shared.models import (
     TranscriptOut,
 )
 from shared.settings import Settings
+
+if TYPE_CHECKING:  # pg8000 loads with the first query, not with the module
+    from shared.db import Database
 
 log = logging.getLogger(__name__)
 

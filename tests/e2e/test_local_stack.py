@@ -101,3 +101,11 @@ def test_data_survives_a_restart(stack, key):
     stack.start()
     again = requests.get(f"{stack.base}/v1/meetings/{made['id']}", headers=auth(key), timeout=10)
     assert again.status_code == 200 and again.json() == made
+
+
+def test_ids_with_url_characters_reach_the_function_as_ids(stack, key):
+    for raw in ("%3F", "%23", "%3Fstatus%3DCANCELLED"):
+        for suffix in ("", "/participants"):
+            response = requests.get(f"{stack.base}/v1/meetings/{raw}{suffix}", headers=auth(key), timeout=10)
+            assert response.status_code == 404, (raw, suffix, response.text)
+            assert response.headers["Content-Type"].startswith("application/problem+json")

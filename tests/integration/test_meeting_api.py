@@ -295,3 +295,9 @@ def test_a_method_no_function_serves_lists_every_allowed_method(api):
     response = api.read.put("/v1/meetings/00000000-0000-0000-0000-000000000000", headers=api.auth)
     assert response.status_code == 405
     assert set(response.headers["Allow"].split(", ")) == {"GET", "PATCH", "DELETE"}
+
+
+def test_paths_the_router_cannot_match_still_get_problem_json(api):
+    for path in ("/v1/meetings/%0A", "/v1/meetings/%0D%0A/participants"):
+        response = api.read.get(path, headers=api.auth)
+        assert response.status_code == 404 and response.mimetype == "application/problem+json"
