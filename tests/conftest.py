@@ -127,3 +127,13 @@ def firestore_emulator(tmp_path_factory):
         else:
             os.environ["FIRESTORE_EMULATOR_HOST"] = previous
         emulator.stop()
+
+
+@pytest.fixture
+def receiver():
+    """A loopback HTTP target recording what Cloud Tasks delivers to it."""
+    from tests.receiver import Receiver
+
+    target = Receiver()
+    yield target
+    target.close()

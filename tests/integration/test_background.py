@@ -2,12 +2,8 @@
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -87,35 +83,8 @@ def test_with_firestore_down_the_api_and_the_jobs_still_work(function_env, monke
     assert api.delete(meeting["id"]).get_json()["status"] == "CANCELLED"
 
 
-class Receiver:
-    """An HTTP target on loopback recording what the Cloud Tasks emulator delivers."""
-
-    def __init__(self):
-        self.deliveries: queue.Queue = queue.Queue()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length", 0))
-                outer.deliveries.put((self.path, self.headers.get("X-CloudTasks-TaskName"),
-                                      json.loads(self.rfile.read(length))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def collect(self, count: int, timeout: float = 15.0) -> list:
-        return [self.deliveries.get(timeout=timeout) for _ in range(count)]
-
-
 def test_create_and_reschedule_enqueue_versioned_tasks_through_cloud_tasks(function_env, tasks_emulator, monkeypatch,
-                                                                           db):
-    receiver = Receiver()
+                                                                           db, receiver):
     monkeypatch.setenv("TASKS_QUEUE", tasks_emulator.queue_path)
     monkeypatch.setenv("TASKS_EMULATOR_HOST", tasks_emulator.host_port)
     monkeypatch.setenv("CHECK_STATUS_URL", receiver.url + "/check")
@@ -125,14 +94,18 @@ def test_create_and_reschedule_enqueue_versioned_tasks_through_cloud_tasks(funct
     api = Api(new_principal(db)[1])
     # An appointment that already ended: its follow-ups are due at once, so the emulator delivers them now.
     meeting = api.post(body("2025-11-25T15:00:00Z", "2025-11-25T15:30:00Z")).get_json()
-    got = sorted(receiver.collect(3))
+    got = sorted(_deliveries(receiver, 3))
     assert [(path, name) for path, name, _ in got] == [
         ("/check", f"check_status-{meeting['id']}-v1-end"), ("/check", f"check_status-{meeting['id']}-v1-final"),
         ("/sync", f"sync_recordings-{meeting['id']}-v1-sync")]
     assert all(payload["meeting_id"] == meeting["id"] and payload["schedule_version"] == 1 for _, _, payload in got)
     moved = api.patch(meeting["id"], {"scheduled_start": "2025-11-26T15:00:00Z"})
     assert moved.status_code == 200
-    again = sorted(receiver.collect(3))
+    again = sorted(_deliveries(receiver, 3))
     assert {name.rsplit("-", 2)[-2] for _, name, _ in again} == {"v2"}
-    assert receiver.deliveries.empty()
-    receiver.server.shutdown()
+    receiver.assert_quiet(0.5)
+
+
+def _deliveries(receiver, count: int) -> list:
+    return [(path, headers["X-CloudTasks-TaskName"], json.loads(body))
+            for path, headers, body in (receiver.next(timeout=15) for _ in range(count))]

@@ -7,11 +7,7 @@ import queue
 import shutil
 import socket
 import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import grpc
@@ -22,6 +18,7 @@ from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpc
 
 
 from dev import emulators
+from tests.receiver import Receiver
 
 PROJECT = "demo-emulators"
 LOCATION = "europe-west1"
@@ -113,40 +110,6 @@ def test_start_refuses_a_busy_port(tmp_path: Path) -> None:
             )
 
 
-class _Receiver:
-    """A tiny HTTP target on 127.0.0.1 that records what it is sent."""
-
-    def __init__(self, status: int = 204) -> None:
-        self.requests: queue.Queue[tuple[str, Message, bytes]] = queue.Queue()
-        received = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.put((self.path, self.headers, body))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    target = _Receiver()
-    yield target
-    target.close()
-
-
 @pytest.fixture(scope="module")
 def tasks_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[emulators.Emulator]:
     emulator = emulators.start_cloud_tasks(
@@ -185,7 +148,7 @@ def _http_task(name: str, url: str, body: bytes, delay: float) -> tasks_v2.Task:
 
 
 def test_tasks_http_task_is_delivered_after_schedule_time_and_duplicates_rejected(
-    tasks_emulator: emulators.Emulator, tasks_client: tasks_v2.CloudTasksClient, receiver: _Receiver
+    tasks_emulator: emulators.Emulator, tasks_client: tasks_v2.CloudTasksClient, receiver: Receiver
 ) -> None:
     queue_path = tasks_client.queue_path(PROJECT, LOCATION, QUEUE)
     task = _http_task("evt-0001", f"{receiver.url}/events", b'{"id": "evt-0001"}', delay=1.5)
@@ -196,8 +159,8 @@ def test_tasks_http_task_is_delivered_after_schedule_time_and_duplicates_rejecte
         tasks_client.create_task(parent=queue_path, task=task)
 
     with pytest.raises(queue.Empty):
-        receiver.requests.get(timeout=0.8)
-    path, headers, body = receiver.requests.get(timeout=10)
+        receiver.next(timeout=0.8)
+    path, headers, body = receiver.next(timeout=10)
     assert path == "/events"
     assert body == b'{"id": "evt-0001"}'
     assert headers["Content-Type"] == "application/json"
@@ -210,13 +173,13 @@ def test_tasks_http_task_is_delivered_after_schedule_time_and_duplicates_rejecte
     with pytest.raises(AlreadyExists):
         tasks_client.create_task(parent=queue_path, task=task)
     with pytest.raises(queue.Empty):
-        receiver.requests.get(timeout=1)
+        receiver.next(timeout=1)
 
 
 def test_tasks_failed_delivery_is_retried_up_to_max_retries(
     tasks_client: tasks_v2.CloudTasksClient,
 ) -> None:
-    failing = _Receiver(status=503)
+    failing = Receiver(status=503)
     try:
         queue_path = tasks_client.queue_path(PROJECT, LOCATION, QUEUE)
         tasks_client.create_task(parent=queue_path, task=_http_task("evt-fail", failing.url, b"{}", delay=0))
@@ -233,7 +196,7 @@ def test_tasks_emulator_listens_on_loopback_only(tasks_emulator: emulators.Emula
     assert hosts == ["127.0.0.1"]
 
 
-def test_tasks_unknown_queue_is_rejected(tasks_client: tasks_v2.CloudTasksClient, receiver: _Receiver) -> None:
+def test_tasks_unknown_queue_is_rejected(tasks_client: tasks_v2.CloudTasksClient, receiver: Receiver) -> None:
     task = _http_task("evt-x", receiver.url, b"{}", delay=0)
     task.name = f"projects/{PROJECT}/locations/{LOCATION}/queues/missing/tasks/evt-x"
     with pytest.raises(FailedPrecondition, match="does not exist"):

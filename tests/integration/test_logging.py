@@ -44,7 +44,7 @@ def test_request_logs_are_structured_traced_and_free_of_personal_data(captured, 
     api.post(dict(body, title="different"), **trace)                       # 409
     api.post(dict(body, invited_emails=["hidden.patient@"]), **trace)      # 422
     google.add_fault(503, operation="calendar.events.get", count=None)
-    api.get(f"/v1/meetings?organizer_email=secret.doctor@clinica.com", **trace)
+    api.get("/v1/meetings?organizer_email=secret.doctor@clinica.com", **trace)
     api.patch(meeting["id"], {"invited_emails": ["other.patient@correo.com"]}, **trace)
     api.delete(meeting["id"], **trace)
     text = captured.getvalue()

@@ -3,17 +3,13 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -30,46 +26,6 @@ class TasksSettings:
     check_status_url: str | None = None
     sync_recordings_url: str | None = None
     tasks_invoker_sa: str | None = None
-
-
-class Receiver:
-    """An HTTP target on 127.0.0.1 that records every POST it gets."""
-
-    def __init__(self) -> None:
-        self.requests: queue.Queue[tuple[str, Message, bytes]] = queue.Queue()
-        received = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.put((self.path, self.headers, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def next(self, timeout: float = 10) -> tuple[str, Message, bytes]:
-        return self.requests.get(timeout=timeout)
-
-    def assert_quiet(self, seconds: float) -> None:
-        with pytest.raises(queue.Empty):
-            self.requests.get(timeout=seconds)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    target = Receiver()
-    yield target
-    target.close()
 
 
 @pytest.fixture
