@@ -6,6 +6,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 MEET_LINK = re.compile(r"^https://meet\.google\.com/[a-z]{3}-[a-z]{4}-[a-z]{3}$")
@@ -97,7 +98,12 @@ def test_follow_up_tasks_are_delivered_by_the_emulator_and_change_the_meeting(st
 
 def test_data_survives_a_restart(stack, key):
     made = requests.post(f"{stack.base}/v1/meetings", json=seed(), headers=auth(key), timeout=30).json()
+    info = stack.info
     assert stack.stop() == 0
+    # SIGTERM stopped everything it started: no function, emulator or fake Google still answers.
+    for url in [*info["functions"].values(), info["google_api_root"], "http://" + info["firestore"], stack.base]:
+        with pytest.raises(requests.ConnectionError):
+            requests.get(url, timeout=2)
     stack.start()
     again = requests.get(f"{stack.base}/v1/meetings/{made['id']}", headers=auth(key), timeout=10)
     assert again.status_code == 200 and again.json() == made
