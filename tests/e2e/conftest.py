@@ -27,8 +27,9 @@ def _free_port() -> int:
 class LocalStack:
     """Starts and stops the stack on a state dir of its own, as a developer's `make run` would."""
 
-    def __init__(self, state: Path):
+    def __init__(self, state: Path, overrides: dict[str, str] | None = None):
         self.state = state
+        self.overrides = overrides or {}
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -37,8 +38,9 @@ class LocalStack:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "GOOGLE_API_ROOT")}
-        return dict(env, LOCAL_STATE_DIR=str(self.state), GATEWAY_PORT=str(self.port), GOOGLE_NUM_RETRIES="1", SWEEP_INTERVAL_SECONDS="0",
-                    CONFERENCE_WAIT_SECONDS="2", CONFERENCE_POLL_INTERVAL_SECONDS="0.05")
+        return dict(env, LOCAL_STATE_DIR=str(self.state), GATEWAY_PORT=str(self.port), GOOGLE_NUM_RETRIES="1",
+                    SWEEP_INTERVAL_SECONDS="0", CONFERENCE_WAIT_SECONDS="2", CONFERENCE_POLL_INTERVAL_SECONDS="0.05",
+                    **self.overrides)
 
     def start(self, timeout: float = 90) -> None:
         (self.state / "stack.json").unlink(missing_ok=True)

@@ -241,3 +241,13 @@ def test_a_forged_page_token_is_invalid_input(db, principal, settings):
     with pytest.raises(InvalidInput) as caught:
         meetings.list_meetings(MeetingListQuery(page_token="bm9wZQ"), principal=principal, db=db, settings=settings)
     assert caught.value.errors[0]["field"] == "page_token"
+
+
+def test_a_list_page_holds_twenty_meetings_by_default(db, principal, calendar, settings):
+    for i in range(21):
+        create(body(external_reference=f"page-{i}"), principal=principal, db=db, calendar=calendar, settings=settings)
+    page = meetings.list_meetings(MeetingListQuery(), principal=principal, db=db, settings=settings)
+    assert len(page.items) == 20 and page.next_page_token is not None
+    rest = meetings.list_meetings(MeetingListQuery(page_token=page.next_page_token), principal=principal, db=db,
+                                  settings=settings)
+    assert len(rest.items) == 1 and rest.next_page_token is None
