@@ -381,8 +381,8 @@ def fresh_database(server, base_url: str, name: str) -> str:
     if "(1 row)" in server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';"):
         server.psql(f'DROP DATABASE "{name}" WITH (FORCE);')
     server.psql(f'CREATE DATABASE "{name}";')
-    from shared import migrate
-    from shared.db import Database, local_connector
+    from shared.adapters.postgres import migrate
+    from shared.adapters.postgres.db import Database, local_connector
 
     url = re.sub(r"/[^/?]+\?", f"/{name}?", base_url)
     db = Database(local_connector(url), size=1)
@@ -393,7 +393,7 @@ def fresh_database(server, base_url: str, name: str) -> str:
 
 def seed_sweep(db, fake, client_id: str, now: datetime) -> list[str]:
     """5,000 meetings as a months-old deployment holds them; SWEEP_DUE + 1 are due and exist in Google."""
-    from shared.meetings import event_body, event_id_for
+    from shared.services.meetings import event_body, event_id_for
 
     background = SWEEP_MEETINGS - SWEEP_DUE - 1
     with db.transaction() as cur:
@@ -449,18 +449,18 @@ def seed_sweep(db, fake, client_id: str, now: datetime) -> list[str]:
 
 def due_check_sql() -> str:
     """The query a check_status sweep runs to find due meetings, as the repository spells it."""
-    from shared import repository as repo
+    from shared.adapters.postgres import repository as repo
 
     sql = getattr(repo, "DUE_SQL", {}).get("next_check_at")
     if not sql:
-        raise BenchError("shared.repository no longer exposes DUE_SQL['next_check_at']; update dev/bench.py")
+        raise BenchError("shared.adapters.postgres.repository no longer exposes DUE_SQL['next_check_at']; update dev/bench.py")
     return sql
 
 
 def sweep_cost(ctx: Standalone, server, base_url: str, fake) -> dict:
     """One check_status sweep with Cloud Tasks off (it checks each due meeting inline) at 5,000 meetings."""
-    from shared import auth
-    from shared.db import Database, local_connector
+    from shared.services import auth
+    from shared.adapters.postgres.db import Database, local_connector
 
     url = fresh_database(server, base_url, "bench_sweep")
     db = Database(local_connector(url), size=1)
@@ -746,7 +746,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="[bench +%(relativeCreated)6.0f ms] %(message)s",
                         stream=sys.stderr)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")  # pgserver's platformdirs, harmless here
-    logging.getLogger("shared.migrate").setLevel(logging.WARNING)
+    logging.getLogger("shared.adapters.postgres.migrate").setLevel(logging.WARNING)
     began = time.perf_counter()
     work = state_dir() / "bench"
     logs = work / "logs"
@@ -771,8 +771,8 @@ def main() -> int:
     results["library_imports"] = library_imports()
 
     from dev.fake_google import FakeGoogle
-    from shared import auth
-    from shared.db import Database, local_connector
+    from shared.services import auth
+    from shared.adapters.postgres.db import Database, local_connector
 
     log.info("embedded PostgreSQL and the fake Google for the standalone runs")
     server, base_url = embedded(work / "pgdata", database="postgres")

@@ -8,8 +8,8 @@ from urllib.parse import quote
 import urllib3
 from werkzeug.wrappers import Request, Response
 
-from shared.http import problem
-from shared.routes import ROUTES, resolve
+from shared.web.app import problem
+from shared.web.routes import ROUTES, resolve
 
 log = logging.getLogger(__name__)
 

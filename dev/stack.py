@@ -83,9 +83,9 @@ class Stack:
 
 def ensure_key(db_url: str, path: Path, *, name: str = "local-dev", role: str = "service") -> str:
     """A ready-to-use key, kept under the state dir and reused while it stays valid."""
-    from shared import auth
-    from shared.db import Database, local_connector
-    from shared.errors import Unauthenticated
+    from shared.services import auth
+    from shared.adapters.postgres.db import Database, local_connector
+    from shared.domain.errors import Unauthenticated
 
     db = Database(local_connector(db_url), size=1)
     try:
@@ -136,8 +136,8 @@ def main() -> int:
         if not db_url:
             stack.pg_server, db_url = embedded(state / "pgdata")
             log.info("embedded PostgreSQL ready (data in %s)", state / "pgdata")
-        from shared import migrate
-        from shared.db import Database, local_connector
+        from shared.adapters.postgres import migrate
+        from shared.adapters.postgres.db import Database, local_connector
 
         db = Database(local_connector(db_url), size=1)
         applied = migrate.migrate(db)

@@ -6,8 +6,10 @@ import logging
 import os
 import sys
 
-from shared import auth, migrate
-from shared.db import Database, cloud_sql_connector, local_connector
+from shared.adapters.postgres import migrate
+
+from shared.services import auth
+from shared.adapters.postgres.db import Database, cloud_sql_connector, local_connector
 
 
 def _database():

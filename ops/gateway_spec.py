@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.routes import ROUTES, Route
+from shared.web.routes import ROUTES, Route
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = ROOT / "infra" / "terraform" / "generated" / "gateway-openapi.json.tftpl"
@@ -73,7 +73,7 @@ def build_spec(function_urls: dict[str, str]) -> dict[str, Any]:
     return {
         "swagger": "2.0",
         "info": {"title": "Meet middleware API", "version": "1.0.0",
-                 "description": "Google Meet video appointments for XOMA. Generated from shared/routes.py."},
+                 "description": "Google Meet video appointments for XOMA. Generated from shared/web/routes.py."},
         "schemes": ["https"],
         "produces": ["application/json"],
         "paths": paths,
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = TEMPLATE_PATH.read_text(encoding="utf-8") if TEMPLATE_PATH.exists() else ""
         if current != text:
-            print(f"{TEMPLATE_PATH.relative_to(ROOT)} is out of date with shared/routes.py: run `make gateway-spec`",
+            print(f"{TEMPLATE_PATH.relative_to(ROOT)} is out of date with shared/web/routes.py: run `make gateway-spec`",
                   file=sys.stderr)
             return 1
         print("gateway spec template is up to date")

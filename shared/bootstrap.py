@@ -23,7 +23,7 @@ class Deps:
 
     @functools.cached_property
     def db(self):
-        from shared.db import Database, cloud_sql_connector, local_connector
+        from shared.adapters.postgres.db import Database, cloud_sql_connector, local_connector
 
         s = self.settings
         if s.database_url:
@@ -35,43 +35,43 @@ class Deps:
 
     @functools.cached_property
     def google(self):
-        from shared.google import GoogleApis
+        from shared.adapters.google import GoogleApis
 
         return GoogleApis(self.settings)
 
     @functools.cached_property
     def calendar(self):
-        from shared.google import Calendar
+        from shared.adapters.google import Calendar
 
         return Calendar(self.google)
 
     @functools.cached_property
     def meet(self):
-        from shared.google import Meet
+        from shared.adapters.google import Meet
 
         return Meet(self.google)
 
     @functools.cached_property
     def directory(self):
-        from shared.google import Directory
+        from shared.adapters.google import Directory
 
         return Directory(self.google)
 
     @functools.cached_property
     def drive(self):
-        from shared.google import Drive
+        from shared.adapters.google import Drive
 
         return Drive(self.google)
 
     @functools.cached_property
     def tasks(self):
-        from shared.tasks import build_queue
+        from shared.adapters.cloud_tasks import build_queue
 
         return build_queue(self.settings)
 
     @functools.cached_property
     def ledger(self):
-        from shared.ledger import build_ledger
+        from shared.adapters.firestore import build_ledger
 
         return build_ledger(self.settings)
 

@@ -6,9 +6,11 @@ import uuid
 
 import pytest
 
-from shared import auth, migrate
-from shared.auth import Principal
-from shared.db import Database, local_connector
+from shared.adapters.postgres import migrate
+
+from shared.services import auth
+from shared.services.auth import Principal
+from shared.adapters.postgres.db import Database, local_connector
 
 
 @pytest.fixture(scope="session")

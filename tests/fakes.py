@@ -7,7 +7,7 @@ import string
 import threading
 from typing import Any
 
-from shared.errors import Unavailable
+from shared.domain.errors import Unavailable
 
 
 def meet_code() -> str:
@@ -106,7 +106,7 @@ class FakeQueue:
         self.down = False
 
     def enqueue(self, task) -> bool:
-        from shared.tasks import TaskEnqueueError
+        from shared.adapters.cloud_tasks import TaskEnqueueError
 
         if self.down:
             raise TaskEnqueueError("Cloud Tasks is unavailable")

@@ -1,8 +1,8 @@
 """Cloud Function cancel_meeting: DELETE /v1/meetings/{id}."""
 import functions_framework
 
-from shared import meetings
-from shared.http import Context, FunctionApp
+from shared.services import meetings
+from shared.web.app import Context, FunctionApp
 
 app = FunctionApp("cancel_meeting")
 

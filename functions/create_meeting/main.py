@@ -1,9 +1,9 @@
 """Cloud Function create_meeting: POST /v1/meetings."""
 import functions_framework
 
-from shared import meetings
-from shared.http import Context, FunctionApp, Reply
-from shared.models import MeetingCreate
+from shared.services import meetings
+from shared.web.app import Context, FunctionApp, Reply
+from shared.web.models import MeetingCreate
 
 app = FunctionApp("create_meeting")
 

@@ -1,9 +1,11 @@
 """Cloud Function sync_recordings (internal): one meeting from a Cloud Task, or a sweep from Cloud Scheduler."""
 import functions_framework
 
-from shared import jobs, recordings
-from shared.http import Context, FunctionApp
-from shared.models import InternalRequest
+from shared.services import jobs
+
+from shared.services import recordings
+from shared.web.app import Context, FunctionApp
+from shared.web.models import InternalRequest
 
 app = FunctionApp("sync_recordings")
 

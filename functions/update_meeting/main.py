@@ -1,9 +1,9 @@
 """Cloud Function update_meeting: PATCH /v1/meetings/{id} (reschedule, retitle, invitees)."""
 import functions_framework
 
-from shared import meetings
-from shared.http import Context, FunctionApp
-from shared.models import MeetingUpdate
+from shared.services import meetings
+from shared.web.app import Context, FunctionApp
+from shared.web.models import MeetingUpdate
 
 app = FunctionApp("update_meeting")
 

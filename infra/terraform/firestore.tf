@@ -15,7 +15,7 @@ resource "google_firestore_database" "ledger" {
 
 locals {
   # Collection => timestamp field after which Firestore deletes the document (within about a day of it).
-  # The collection names are shared/ledger.py's; a test holds them together.
+  # The collection names are shared/adapters/firestore.py's; a test holds them together.
   ledger_ttl = {
     idempotency     = "expires_at"
     task_deliveries = "expires_at"

@@ -1,4 +1,4 @@
-# One public base URL for the API. The OpenAPI 2.0 config is generated from shared/routes.py by
+# One public base URL for the API. The OpenAPI 2.0 config is generated from shared/web/routes.py by
 # `make gateway-spec` into generated/ (docs/decisions/0003-api-gateway-from-route-table.md); Terraform only fills
 # in each function's URL. A placeholder without a URL here fails the plan, so the table and the functions
 # cannot drift apart silently.

@@ -8,7 +8,7 @@
 #   build      - Cloud Build's identity while building the function images.
 
 locals {
-  # Must equal shared.google.SCOPES (a test holds them together): the Workspace admin authorises exactly these.
+  # Must equal shared.adapters.google.SCOPES (a test holds them together): the Workspace admin authorises exactly these.
   workspace_scopes = [
     "https://www.googleapis.com/auth/calendar.events",
     "https://www.googleapis.com/auth/meetings.space.readonly",

@@ -10,9 +10,9 @@ import hcl2
 import pytest
 
 from ops import gateway_spec, package
-from shared import ledger
-from shared.google import SCOPES
-from shared.routes import ROUTES
+from shared.adapters import firestore as ledger
+from shared.adapters.google import SCOPES
+from shared.web.routes import ROUTES
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -302,7 +302,7 @@ def test_packages_are_reproducible_and_complete(tmp_path):
             names = archive.namelist()
             assert names == sorted(names)
             assert "main.py" in names and "shared/__init__.py" in names
-            assert any(n.startswith("shared/migrations/") and n.endswith(".sql") for n in names)
+            assert any(n.startswith("shared/adapters/postgres/migrations/") and n.endswith(".sql") for n in names)
             assert archive.read("requirements.txt") == requirements
             assert archive.read("main.py") == (ROOT / "functions" / name / "main.py").read_bytes()
             assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)

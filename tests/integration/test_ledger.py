@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 from dev import emulators
-from shared import ledger as ledger_module
-from shared.ledger import (
+from shared.adapters import firestore as ledger_module
+from shared.adapters.firestore import (
     DELIVERIES,
     JOB_RUNS,
     LEASES,
@@ -261,11 +261,11 @@ def timed(call):
 
 
 def ledger_warnings(caplog) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "shared.ledger" and r.levelno == logging.WARNING]
+    return [r for r in caplog.records if r.name == "shared.adapters.firestore" and r.levelno == logging.WARNING]
 
 
 def test_firestore_down_degrades_permissively_and_fast(dead_firestore, caplog):
-    caplog.set_level(logging.WARNING, logger="shared.ledger")
+    caplog.set_level(logging.WARNING, logger="shared.adapters.firestore")
     resilient = ResilientLedger(FirestoreLedger(project="meet-test"), cooldown=timedelta(0))
 
     delivery, begin_s = timed(lambda: resilient.begin_delivery(unique("task")))
@@ -282,7 +282,7 @@ def test_firestore_down_degrades_permissively_and_fast(dead_firestore, caplog):
 
 
 def test_firestore_down_every_operation_carries_on(dead_firestore, caplog):
-    caplog.set_level(logging.WARNING, logger="shared.ledger")
+    caplog.set_level(logging.WARNING, logger="shared.adapters.firestore")
     resilient = ResilientLedger(FirestoreLedger(project="meet-test", retry_budget=0.2), cooldown=timedelta(0))
 
     resilient.finish_delivery(unique("task"), outcome={"status": "ended"})
@@ -295,7 +295,7 @@ def test_firestore_down_every_operation_carries_on(dead_firestore, caplog):
 
 
 def test_an_unresponsive_firestore_times_out_in_transactions(monkeypatch, caplog):
-    caplog.set_level(logging.WARNING, logger="shared.ledger")
+    caplog.set_level(logging.WARNING, logger="shared.adapters.firestore")
     with socket.socket() as silent:  # accepts connections, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
@@ -311,7 +311,7 @@ def test_an_unresponsive_firestore_times_out_in_transactions(monkeypatch, caplog
 
 
 def test_after_a_failure_the_ledger_skips_firestore_for_the_cooldown(dead_firestore, caplog):
-    caplog.set_level(logging.WARNING, logger="shared.ledger")
+    caplog.set_level(logging.WARNING, logger="shared.adapters.firestore")
     resilient = ResilientLedger(FirestoreLedger(project="meet-test"), cooldown=timedelta(minutes=1))
     assert resilient.begin_delivery(unique("task")) is Delivery.NEW
 
@@ -334,7 +334,7 @@ def test_bugs_are_not_mistaken_for_an_outage():
 
 
 def test_null_ledger_is_permissive_and_logs_job_runs(caplog):
-    caplog.set_level(logging.INFO, logger="shared.ledger")
+    caplog.set_level(logging.INFO, logger="shared.adapters.firestore")
     null = NullLedger()
     assert isinstance(null, Ledger)
 
@@ -347,14 +347,14 @@ def test_null_ledger_is_permissive_and_logs_job_runs(caplog):
     null.end_job(run_id, outcome="error", counts={"checked": 1}, error="owner bob@example.com gone")
     assert null.recent_jobs() == []
 
-    messages = [r.getMessage() for r in caplog.records if r.name == "shared.ledger"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "shared.adapters.firestore"]
     assert any(run_id in m and "error" in m and "checked" in m for m in messages)
     assert not any("bob@example.com" in m for m in messages)
 
 
 def test_build_ledger_without_a_database_is_null_and_warns_once(monkeypatch, caplog):
     monkeypatch.setattr(ledger_module, "_unconfigured_warned", False)
-    caplog.set_level(logging.WARNING, logger="shared.ledger")
+    caplog.set_level(logging.WARNING, logger="shared.adapters.firestore")
 
     first = build_ledger(SimpleNamespace(gcp_project="p"))
     second = build_ledger(SimpleNamespace(firestore_database=None, gcp_project="p"))

@@ -231,7 +231,7 @@ def test_a_sweep_checks_only_the_due_meetings(api, internal, db, google):
 @pytest.mark.parametrize("column, index", [("next_check_at", "meetings_check_due_idx"),
                                            ("next_sync_at", "meetings_sync_due_idx")])
 def test_the_sweep_queries_are_served_by_their_partial_indexes(db, column, index):
-    from shared import repository
+    from shared.adapters.postgres import repository
 
     with db.transaction() as cur:
         # A tiny test table is cheaper to scan; forbid that to see whether the index can serve the query at all.

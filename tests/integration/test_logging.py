@@ -50,7 +50,7 @@ def test_request_logs_are_structured_traced_and_free_of_personal_data(captured, 
     text = captured.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]
     assert lines and all(line["severity"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") for line in lines)
-    requests = [line for line in lines if line.get("logger") == "shared.http" and "operation" in line]
+    requests = [line for line in lines if line.get("logger") == "shared.web.app" and "operation" in line]
     assert len(requests) == 6
     assert all(line["logging.googleapis.com/trace"] == f"projects/meet-prod/traces/{TRACE}" for line in requests)
     assert {line["status"] for line in requests} >= {201, 409, 422, 200}

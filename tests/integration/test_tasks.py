@@ -1,4 +1,4 @@
-"""shared.tasks against the Cloud Tasks emulator, delivering to a local HTTP receiver."""
+"""shared.adapters.cloud_tasks against the Cloud Tasks emulator, delivering to a local HTTP receiver."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dev.emulators import REPO_ROOT, free_port
-from shared.tasks import CloudTasksQueue, NullQueue, Task, TaskEnqueueError, TaskTooFarAhead, build_queue
+from shared.adapters.cloud_tasks import CloudTasksQueue, NullQueue, Task, TaskEnqueueError, TaskTooFarAhead, build_queue
 
 INVOKER = "tasks-invoker@meet-test.iam.gserviceaccount.com"
 
@@ -68,7 +68,7 @@ def test_task_name_and_body_are_deterministic() -> None:
 
 
 def test_importing_tasks_does_not_load_the_client_library() -> None:
-    code = "import sys, shared.tasks; sys.exit('google.cloud.tasks_v2' in sys.modules or 'grpc' in sys.modules)"
+    code = "import sys, shared.adapters.cloud_tasks; sys.exit('google.cloud.tasks_v2' in sys.modules or 'grpc' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT).returncode == 0
 
 
@@ -118,7 +118,7 @@ def test_unreachable_queue_raises_quickly_without_emails_in_logs(settings, caplo
     settings.tasks_emulator_host = f"127.0.0.1:{free_port()}"
     tasks = CloudTasksQueue(settings)
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="shared.tasks"), pytest.raises(TaskEnqueueError):
+    with caplog.at_level(logging.WARNING, logger="shared.adapters.cloud_tasks"), pytest.raises(TaskEnqueueError):
         tasks.enqueue(_task())
     assert time.monotonic() - started < 6.5
     tasks.close()
@@ -137,7 +137,7 @@ def test_too_far_ahead_is_left_to_the_sweep_without_a_call(settings) -> None:
 def test_null_queue_enqueues_nothing_and_warns_once(caplog) -> None:
     tasks = build_queue(TasksSettings())
     assert isinstance(tasks, NullQueue)
-    with caplog.at_level(logging.WARNING, logger="shared.tasks"):
+    with caplog.at_level(logging.WARNING, logger="shared.adapters.cloud_tasks"):
         assert tasks.enqueue(_task()) is False
         assert tasks.enqueue(_task()) is False
     assert len(caplog.records) == 1

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import auth
-from shared.errors import Unauthenticated
+from shared.services import auth
+from shared.domain.errors import Unauthenticated
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared import meetings
-from shared.errors import Conflict, InvalidInput, NotFound, Unavailable, UpstreamFailed
-from shared.models import MeetingCreate, MeetingListQuery
+from shared.services import meetings
+from shared.domain.errors import Conflict, InvalidInput, NotFound, Unavailable, UpstreamFailed
+from shared.web.models import MeetingCreate, MeetingListQuery
 from shared.settings import Settings
 from tests.conftest import new_principal
 from tests.fakes import FakeCalendar, FakeQueue

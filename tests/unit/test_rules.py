@@ -5,10 +5,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared import lifecycle, schedule
-from shared.errors import Conflict
-from shared.models import Status
-from shared.recordings import Attendee
+from shared.domain import schedule
+
+from shared.domain import lifecycle
+from shared.domain.errors import Conflict
+from shared.web.models import Status
+from shared.services.recordings import Attendee
 
 T0 = datetime(2026, 1, 10, 15, 0, tzinfo=timezone.utc)
 

@@ -14,7 +14,7 @@ from google_auth_httplib2 import AuthorizedHttp
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from shared.errors import NotFound, Unavailable, UpstreamFailed
+from shared.domain.errors import NotFound, Unavailable, UpstreamFailed
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from shared import models as m
-from shared.routes import ROUTES, Route
+from shared.web import models as m
+from shared.web.routes import ROUTES, Route
 
 _REF = "#/components/schemas/{model}"
 _PROBLEM_DESCRIPTIONS = {

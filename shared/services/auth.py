@@ -8,10 +8,10 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from shared.errors import Unauthenticated
+from shared.domain.errors import Unauthenticated
 
 if TYPE_CHECKING:  # pg8000 loads with the first query, not with the module
-    from shared.db import Database
+    from shared.adapters.postgres.db import Database
 
 KEY_PREFIX = "mk_"
 ROLES = ("service", "admin")
@@ -80,7 +80,7 @@ _ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 
 def authenticate_internal(db: Database, authorization: str | None, *, settings) -> Principal:
     """Internal functions: an admin API key, or a Google OIDC token of the configured invoker service account."""
-    from shared.errors import Forbidden
+    from shared.domain.errors import Forbidden
 
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()

@@ -1,4 +1,4 @@
-"""Domain errors raised by the service layer; shared.http maps each to one problem+json status."""
+"""Domain errors raised by the service layer; shared.web.app maps each to one problem+json status."""
 from __future__ import annotations
 
 

@@ -5,11 +5,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import repository as repo
-from shared import schedule
-from shared.errors import NotFound
-from shared.lifecycle import FINAL, can_move
-from shared.models import JobSummary, Status
+from shared.adapters.postgres import repository as repo
+from shared.domain import schedule
+from shared.domain.errors import NotFound
+from shared.domain.lifecycle import FINAL, can_move
+from shared.web.models import JobSummary, Status
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def _conference_state(meeting: dict[str, Any], *, meet, now: datetime) -> tuple[
 def check_meeting(meeting_id: str, *, schedule_version: int | None, db, calendar, meet, tasks, settings: Settings,
                   clock) -> JobSummary:
     """Bring one meeting's status in line with Google; a task for an outdated schedule does nothing."""
-    from shared.meetings import finish_creation, valid_id
+    from shared.services.meetings import finish_creation, valid_id
 
     meeting_id = valid_id(meeting_id)
     now = clock()
@@ -87,7 +87,7 @@ def check_meeting(meeting_id: str, *, schedule_version: int | None, db, calendar
 def _reconcile(cur, meeting: dict[str, Any], *, calendar, meet, settings: Settings,
                now: datetime) -> tuple[Status, dict[str, Any]]:
     """The status a live meeting should have now, and the columns to write."""
-    from shared.meetings import store_conference
+    from shared.services.meetings import store_conference
 
     status = Status(meeting["status"])
     changes: dict[str, Any] = {"last_checked_at": now}
@@ -122,7 +122,7 @@ def _reconcile(cur, meeting: dict[str, Any], *, calendar, meet, settings: Settin
 
 def sweep(*, db, tasks, settings: Settings, clock, check) -> JobSummary:
     """Every meeting whose check is due, to a task each (or checked here when Cloud Tasks is off)."""
-    from shared.jobs import fan_out
+    from shared.services.jobs import fan_out
 
     return fan_out("check_status", column="next_check_at", db=db, tasks=tasks, settings=settings, clock=clock,
                    work=lambda row: check(row["id"]))

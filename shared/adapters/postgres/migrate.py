@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from importlib import resources
 
-from shared.db import Database
+from shared.adapters.postgres.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -12,8 +12,8 @@ _LOCK_KEY = 7_246_331  # any constant: serialises concurrent `make migrate` runs
 
 
 def available() -> list[tuple[str, str]]:
-    """(version, sql) for every migration shipped in shared/migrations, in order."""
-    files = resources.files("shared.migrations")
+    """(version, sql) for every migration shipped beside this module, in order."""
+    files = resources.files("shared.adapters.postgres.migrations")
     names = sorted(f.name for f in files.iterdir() if f.name.endswith(".sql"))
     return [(name.removesuffix(".sql"), files.joinpath(name).read_text("utf-8")) for name in names]
 

@@ -11,9 +11,11 @@ from typing import Any, TypeVar
 import flask
 from pydantic import BaseModel, ValidationError
 
-from shared import bootstrap, errors, logs
-from shared.models import READ_ONLY_FIELDS
-from shared.routes import ROUTES, Route, resolve, routes_of
+from shared import bootstrap, logs
+
+from shared.domain import errors
+from shared.web.models import READ_ONLY_FIELDS
+from shared.web.routes import ROUTES, Route, resolve, routes_of
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -228,13 +230,13 @@ class FunctionApp:
             operation = route.operation_id
             ctx = Context(request, route, deps)
             if route.auth == "key":
-                from shared.auth import authenticate
+                from shared.services.auth import authenticate
 
                 # API Gateway moves the caller's header to X-Forwarded-Authorization and signs its own call.
                 header = request.headers.get("X-Forwarded-Authorization") or request.headers.get("Authorization")
                 ctx.principal = authenticate(deps.db, header)
             elif route.auth == "internal":
-                from shared.auth import authenticate_internal
+                from shared.services.auth import authenticate_internal
 
                 ctx.principal = authenticate_internal(deps.db, request.headers.get("Authorization"),
                                                       settings=deps.settings)

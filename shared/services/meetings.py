@@ -14,12 +14,12 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from shared import repository as repo
-from shared import schedule
-from shared.auth import Principal
-from shared.errors import Conflict, InvalidInput, NotFound, UpstreamFailed
-from shared.lifecycle import FINAL, LIVE, ensure_move
-from shared.models import (
+from shared.adapters.postgres import repository as repo
+from shared.domain import schedule
+from shared.services.auth import Principal
+from shared.domain.errors import Conflict, InvalidInput, NotFound, UpstreamFailed
+from shared.domain.lifecycle import FINAL, LIVE, ensure_move
+from shared.web.models import (
     MeetingCreate,
     MeetingUpdate,
     MeetingListQuery,
@@ -35,7 +35,7 @@ from shared.models import (
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # pg8000 loads with the first query, not with the module
-    from shared.db import Database
+    from shared.adapters.postgres.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ Clock = Callable[[], datetime]
 
 
 class CalendarPort(Protocol):
-    """What the meeting use cases need of Google Calendar (shared.google.Calendar, or a fake in tests)."""
+    """What the meeting use cases need of Google Calendar (shared.adapters.google.Calendar, or a fake in tests)."""
 
     def insert_event(self, owner: str | None, event: dict[str, Any]) -> dict[str, Any]: ...
     def get_event(self, owner: str | None, event_id: str) -> dict[str, Any] | None: ...
@@ -233,7 +233,7 @@ def _complete(meeting_id: str, *, db: Database, calendar: CalendarPort, settings
 def finish_creation(cur, meeting: dict[str, Any], participants: list[dict[str, Any]], *, calendar: CalendarPort,
                     settings: Settings, now: datetime) -> str | None:
     """Insert (or find) the event of a locked PENDING row and record the outcome; returns a failure, if any."""
-    from shared.google import conference_of
+    from shared.adapters.google import conference_of
 
     body = event_body(meeting, participants)
     event = calendar.insert_event(meeting["calendar_owner"], body)
@@ -263,7 +263,7 @@ def finish_creation(cur, meeting: dict[str, Any], participants: list[dict[str, A
 
 def store_conference(cur, meeting: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
     """Record what Calendar now says of the conference; returns the meeting row as updated."""
-    from shared.google import conference_of
+    from shared.adapters.google import conference_of
 
     conference = conference_of(event)
     if conference.status != meeting["conference_status"]:

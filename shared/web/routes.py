@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from shared import models as m
+from shared.web import models as m
 
 
 @dataclass(frozen=True)

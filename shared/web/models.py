@@ -69,7 +69,7 @@ InputDatetime = Annotated[datetime, BeforeValidator(_datetime_text), WithJsonSch
 
 
 class Status(str, Enum):
-    """Every state a meeting can be in; the transitions live in shared.lifecycle."""
+    """Every state a meeting can be in; the transitions live in shared.domain.lifecycle."""
 
     PENDING = "PENDING"
     CREATED = "CREATED"

@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from shared import repository as repo
-from shared.errors import Unavailable
-from shared.models import Health
+from shared.adapters.postgres import repository as repo
+from shared.domain.errors import Unavailable
+from shared.web.models import Health
 
 if TYPE_CHECKING:  # pg8000 loads with the first query, not with the module
-    from shared.db import Database
+    from shared.adapters.postgres.db import Database
 
 log = logging.getLogger(__name__)
 

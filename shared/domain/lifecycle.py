@@ -1,8 +1,8 @@
 """The meeting state machine, enforced here and nowhere else."""
 from __future__ import annotations
 
-from shared.errors import Conflict
-from shared.models import Status
+from shared.domain.errors import Conflict
+from shared.web.models import Status
 
 S = Status
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import repository as repo
-from shared.errors import NotFound
-from shared.lifecycle import can_move
-from shared.models import JobSummary, Status
+from shared.adapters.postgres import repository as repo
+from shared.domain.errors import NotFound
+from shared.domain.lifecycle import can_move
+from shared.web.models import JobSummary, Status
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def _transcript(transcript: dict[str, Any]) -> dict[str, Any]:
 def sync_meeting(meeting_id: str, *, attempt: int, db, meet, directory, drive, tasks, settings: Settings,
                  clock) -> JobSummary:
     """Store attendance, recordings and transcripts of one meeting; re-enqueue itself while data is missing."""
-    from shared.meetings import valid_id
+    from shared.services.meetings import valid_id
 
     meeting_id = valid_id(meeting_id)
     now = clock()
@@ -216,7 +216,7 @@ def _store(cur, meeting_id: str, snapshot: Snapshot, *, over: bool) -> dict[str,
 def _retry_later(meeting: dict[str, Any], *, attempt: int, run_at: datetime, tasks, settings: Settings) -> None:
     if not settings.tasks_queue:
         return
-    from shared.tasks import Task, TaskEnqueueError
+    from shared.adapters.cloud_tasks import Task, TaskEnqueueError
 
     try:
         tasks.enqueue(Task("sync_recordings", meeting["id"], meeting["schedule_version"], run_at, "retry",
@@ -227,7 +227,7 @@ def _retry_later(meeting: dict[str, Any], *, attempt: int, run_at: datetime, tas
 
 def sweep(*, db, tasks, settings: Settings, clock, sync) -> JobSummary:
     """Every meeting whose sync is due, to a task each (or synced here when Cloud Tasks is off)."""
-    from shared.jobs import fan_out
+    from shared.services.jobs import fan_out
 
     return fan_out("sync_recordings", column="next_sync_at", db=db, tasks=tasks, settings=settings, clock=clock,
                    work=lambda row: sync(row["id"], row["sync_attempts"]))

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pg8000.dbapi
 
-from shared.errors import Unavailable
+from shared.domain.errors import Unavailable
 
 log = logging.getLogger(__name__)
 

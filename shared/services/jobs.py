@@ -6,8 +6,8 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
-from shared.errors import Conflict, DomainError
-from shared.models import InternalRequest, JobSummary
+from shared.domain.errors import Conflict, DomainError
+from shared.web.models import InternalRequest, JobSummary
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def run(kind: str, request: InternalRequest, *, task_name: str | None, ledger,
         return _sweep(kind, ledger=ledger, sweep=sweep)
     key = f"{kind}/{task_name}" if task_name else None
     if key:
-        from shared.ledger import Delivery
+        from shared.adapters.firestore import Delivery
 
         state = ledger.begin_delivery(key)
         if state == Delivery.DONE:
@@ -73,9 +73,9 @@ def fan_out(kind: str, *, column: str, db, tasks, settings, clock, work: Callabl
     Handed-out rows get their due time pushed by `schedule.HANDOFF`, so a lost task is retried by a later sweep;
     task names carry the due time, so overlapping sweeps cannot enqueue one meeting twice.
     """
-    from shared import repository as repo
-    from shared.schedule import HANDOFF
-    from shared.tasks import Task, TaskEnqueueError
+    from shared.adapters.postgres import repository as repo
+    from shared.domain.schedule import HANDOFF
+    from shared.adapters.cloud_tasks import Task, TaskEnqueueError
 
     now = clock()
     with db.transaction() as cur:

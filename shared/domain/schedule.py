@@ -5,7 +5,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.models import Status
+from shared.web.models import Status
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def first_sync(end: datetime, settings: Settings) -> datetime:
 
 def followup_tasks(meeting: dict[str, Any], settings: Settings) -> list:
     """The Cloud Tasks that follow a meeting's current schedule; their names carry the schedule version."""
-    from shared.tasks import Task
+    from shared.adapters.cloud_tasks import Task
 
     end, version = meeting["scheduled_end"], meeting["schedule_version"]
     grace = timedelta(minutes=settings.grace_period_minutes)
@@ -54,7 +54,7 @@ def enqueue_followups(meeting: dict[str, Any], *, tasks, settings: Settings) -> 
     """Enqueue the follow-up tasks; a Cloud Tasks outage is logged and left to the sweeps. Returns how many."""
     if not settings.tasks_queue:
         return 0
-    from shared.tasks import TaskEnqueueError, TaskTooFarAhead
+    from shared.adapters.cloud_tasks import TaskEnqueueError, TaskTooFarAhead
 
     enqueued = 0
     for task in followup_tasks(meeting, settings):
