@@ -41,15 +41,17 @@ class Deps:
 
     @functools.cached_property
     def calendar(self):
-        from shared.adapters.google import Calendar
+        """The Calendar port of the use cases: meetings in, domain values out."""
+        from shared.adapters.google import Calendar, MeetingCalendar
 
-        return Calendar(self.google)
+        return MeetingCalendar(Calendar(self.google))
 
     @functools.cached_property
     def meet(self):
-        from shared.adapters.google import Meet
+        """The Meet port of the use cases: rooms, conference records, joiners and their files."""
+        from shared.adapters.google import Meet, MeetRooms
 
-        return Meet(self.google)
+        return MeetRooms(Meet(self.google), self.directory, self.drive)
 
     @functools.cached_property
     def directory(self):

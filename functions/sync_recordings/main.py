@@ -16,8 +16,8 @@ def sync(ctx: Context):
 
     def one(meeting_id, _version=None, attempt=0):
         # Adapters are touched only here: a sweep that just enqueues tasks never loads the Google client.
-        return recordings.sync_meeting(meeting_id, attempt=attempt, db=d.db, meet=d.meet, directory=d.directory,
-                                       drive=d.drive, tasks=d.tasks, settings=d.settings, clock=d.clock)
+        return recordings.sync_meeting(meeting_id, attempt=attempt, db=d.db, meet=d.meet, tasks=d.tasks,
+                                       settings=d.settings, clock=d.clock)
 
     def sweep():
         return recordings.sweep(db=d.db, tasks=d.tasks, settings=d.settings, clock=d.clock,
