@@ -73,9 +73,17 @@ class Deps:
 
     @functools.cached_property
     def ledger(self):
+        """The job ledger: task-delivery dedupe, job runs, sweep leases."""
         from shared.adapters.firestore import build_ledger
 
         return build_ledger(self.settings)
+
+    @functools.cached_property
+    def idempotency(self):
+        """Where Idempotency-Key answers are kept."""
+        from shared.adapters.firestore import build_idempotency_store
+
+        return build_idempotency_store(self.settings)
 
 
 @functools.cache
