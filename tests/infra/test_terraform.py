@@ -586,10 +586,16 @@ def test_pgaudit_flag_is_on_and_a_migration_creates_the_extension(tf):
     assert "pg_available_extensions WHERE name = 'pgaudit'" in sql
 
 
-def test_storage_object_writes_are_audit_logged(tf):
-    config = _resources(tf, "google_project_iam_audit_config")["storage_writes"]
-    assert config["service"] == "storage.googleapis.com"
-    assert [c["log_type"] for c in config["audit_log_config"]] == ["DATA_WRITE"]
+def test_data_access_audit_logs_for_storage_writes_and_cloud_sql(tf):
+    """Object writes are DATA_WRITE Data Access logs, off by default; Cloud SQL sends pgAudit's entries as Data
+    Access logs (https://cloud.google.com/sql/docs/postgres/pg-audit), so both are switched on."""
+    configs = _resources(tf, "google_project_iam_audit_config")
+    assert {name: (c["service"], [t["log_type"] for t in c["audit_log_config"]]) for name, c in configs.items()} == {
+        "storage_writes": ("storage.googleapis.com", ["DATA_WRITE"]),
+        "cloudsql_data_access": ("cloudsql.googleapis.com", ["DATA_READ", "DATA_WRITE"]),
+    }
+    for config in configs.values():
+        assert "exempted_members" not in json.dumps(config)
 
 
 CHECKOV = TF_DIR / ".checkov.yaml"
