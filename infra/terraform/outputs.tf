@@ -13,6 +13,11 @@ output "public_function_urls" {
   value       = { for name in keys(local.public_functions) : name => google_cloudfunctions2_function.fn[name].service_config[0].uri }
 }
 
+output "sql_instance_name" {
+  description = "The Cloud SQL instance's name (for gcloud sql commands)."
+  value       = google_sql_database_instance.main.name
+}
+
 output "sql_instance_connection_name" {
   description = "CLOUD_SQL_INSTANCE of the functions, and for `make migrate` and `make api-key`."
   value       = google_sql_database_instance.main.connection_name
