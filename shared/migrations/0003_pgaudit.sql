@@ -48,10 +48,12 @@ BEGIN
         EXECUTE format('REVOKE ALL ON TABLE schema_migrations FROM %I', runtime_user);
         EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I',
                        runtime_user);
-        EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO %I', runtime_user);
+        EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO %I',
+                       runtime_user);
         granted := true;
     END LOOP;
     IF NOT granted AND current_user NOT LIKE '%-runtime@%.iam' THEN
-        RAISE EXCEPTION 'no runtime IAM database user (NAME-runtime@PROJECT.iam) on this instance: apply the Terraform first';
+        RAISE EXCEPTION 'no runtime IAM database user (NAME-runtime@PROJECT.iam) on this instance: %',
+            'apply the Terraform first';
     END IF;
 END $$;

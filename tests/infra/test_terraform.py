@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import hcl2
@@ -363,7 +364,8 @@ def _internal_url(tf, name: str) -> str:
 
 
 def _run_service(tf, name: str) -> str:
-    assert _locals(tf)["run_services"] == '${{for name in keys(local.functions) : name => replace(lower(name), "_", "-")}}'
+    expression = _locals(tf)["run_services"]
+    assert expression == '${{for name in keys(local.functions) : name => replace(lower(name), "_", "-")}}'
     return name.lower().replace("_", "-")
 
 
@@ -399,7 +401,6 @@ def test_tasks_and_sweeps_use_the_run_app_url_as_target_and_audience(tf):
                         tasks_invoker_sa="meet-invoker@p.iam.gserviceaccount.com")
     queue = CloudTasksQueue(settings)
     queue._client = client = Client()
-    from datetime import datetime, timezone
     queue.enqueue(Task("check_status", "m1", 1, datetime.now(timezone.utc), "check"))
     assert client.task.http_request.url == client.task.http_request.oidc_token.audience == url
     assert env["TASKS_INVOKER_SA"] == "${google_service_account.invoker.email}"
@@ -434,7 +435,8 @@ def test_checks_compare_the_computed_names_and_urls_with_googles(tf):
         data = _one(check["data"])["google_cloud_run_v2_service"][name]
         assert data["name"] == f'${{google_cloudfunctions2_function.fn["{name}"].service_config[0].service}}'
         condition = _one(check["assert"])["condition"]
-        assert condition == f'${{contains(data.google_cloud_run_v2_service.{name}.urls, local.internal_urls["{name}"])}}'
+        urls = f"data.google_cloud_run_v2_service.{name}.urls"
+        assert condition == f'${{contains({urls}, local.internal_urls["{name}"])}}'
 
 
 # --- a first apply on a fresh project ----------------------------------------------------------------------
