@@ -5,13 +5,27 @@ import functools
 import logging
 from datetime import datetime, timezone
 
-from shared.settings import Settings, get_settings
+from shared.settings import DatabaseSettings, Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def database(settings: DatabaseSettings, *, size: int | None = None):
+    """The pool the settings name: DATABASE_URL, or Cloud SQL through the connector with IAM auth."""
+    from shared.adapters.postgres.db import Database, cloud_sql_connector, local_connector
+
+    s = settings
+    if s.database_url:
+        connect = local_connector(s.database_url)
+    else:
+        assert s.cloud_sql_instance and s.db_iam_user  # DatabaseSettings refuses anything else
+        connect = cloud_sql_connector(s.cloud_sql_instance, user=s.db_iam_user, database=s.db_name,
+                                      ip_type=s.cloud_sql_ip_type)
+    return Database(connect, size=size or s.db_pool_size, lock_timeout_ms=s.db_lock_timeout_ms)
 
 
 class Deps:
@@ -23,15 +37,7 @@ class Deps:
 
     @functools.cached_property
     def db(self):
-        from shared.adapters.postgres.db import Database, cloud_sql_connector, local_connector
-
-        s = self.settings
-        if s.database_url:
-            connect = local_connector(s.database_url)
-        else:
-            connect = cloud_sql_connector(s.cloud_sql_instance, user=s.db_iam_user, database=s.db_name,
-                                          ip_type=s.cloud_sql_ip_type)
-        return Database(connect, size=s.db_pool_size, lock_timeout_ms=s.db_lock_timeout_ms)
+        return database(self.settings)
 
     @functools.cached_property
     def google(self):
