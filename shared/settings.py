@@ -60,7 +60,7 @@ class Settings(DatabaseSettings, FirestoreSettings):
     tasks_emulator_host: str | None = Field(None, description="host:port of a local Cloud Tasks emulator")
     check_status_url: str | None = None
     sync_recordings_url: str | None = None
-    tasks_invoker_sa: str | None = Field(None, description="service account whose OIDC tokens invoke internal functions")
+    tasks_invoker_sa: str | None = Field(None, description="the account whose OIDC tokens invoke internal functions")
     oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     oidc_audiences: list[str] = Field(default_factory=list, description="further accepted OIDC audiences")
     status_check_delay_minutes: int = Field(5, ge=0, description="first status check after scheduled_end")

@@ -1,9 +1,7 @@
 """Cloud Function sync_recordings (internal): one meeting from a Cloud Task, or a sweep from Cloud Scheduler."""
 import functions_framework
 
-from shared.services import jobs
-
-from shared.services import recordings
+from shared.services import jobs, recordings
 from shared.web.app import Context, FunctionApp
 from shared.web.models import InternalRequest
 

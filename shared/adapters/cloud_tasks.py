@@ -64,7 +64,7 @@ class CloudTasksQueue:
         self.queue_path = queue_path
         self._settings = settings
         self._timeout = timeout
-        self._client = None
+        self._client: Any = None
         self._lock = threading.Lock()
 
     def _tasks_client(self):

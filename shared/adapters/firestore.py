@@ -98,7 +98,7 @@ def _aware(value: datetime) -> datetime:
 
 def _live(data: dict, now: datetime, field: str = "lease_until") -> bool:
     until = data.get(field)
-    return bool(until) and _aware(until) > now
+    return until is not None and _aware(until) > now
 
 
 # --- the protocols the product speaks -------------------------------------------------------------------------

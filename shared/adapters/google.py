@@ -17,8 +17,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from shared.domain.errors import NotFound, Unavailable, UpstreamFailed
-from shared.domain.meeting import (Artifact, CalendarEvent, Conference, ConferenceRecord, Joiner, Meeting,
-                                   MeetSnapshot)
+from shared.domain.meeting import Artifact, CalendarEvent, Conference, ConferenceRecord, Joiner, Meeting, MeetSnapshot
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

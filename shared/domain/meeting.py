@@ -111,7 +111,7 @@ COLUMNS = frozenset(f.name for f in dataclasses.fields(Meeting)) - {"participant
 
 
 def event_id_for(meeting_id: str, attempt: int) -> str:
-    """The Calendar event id, derived from the meeting (base32hex), so a retried insert collides instead of duplicating."""
+    """The Calendar event id, derived from the meeting (base32hex): a retried insert collides, never duplicates."""
     encoded = base64.b32hexencode(uuid.UUID(meeting_id).bytes).decode().rstrip("=").lower()
     return encoded if attempt <= 1 else f"{encoded}{attempt}"
 

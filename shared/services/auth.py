@@ -1,11 +1,10 @@
 """API keys: minted once, stored as SHA-256 hashes, resolved to the client that owns them."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import hashlib
 import secrets
 import uuid
+from typing import TYPE_CHECKING
 
 from shared.adapters.postgres import keys
 from shared.domain.errors import Unauthenticated

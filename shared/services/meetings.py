@@ -24,8 +24,15 @@ from shared.domain.rules import check_times, merge_invitees  # noqa: F401  (the 
 from shared.services import followups
 from shared.services.transitions import change
 from shared.settings import Settings
-from shared.web.models import (MeetingCreate, MeetingListQuery, MeetingOut, MeetingPage, MeetingUpdate,
-                               ParticipantList, RecordingList)
+from shared.web.models import (
+    MeetingCreate,
+    MeetingListQuery,
+    MeetingOut,
+    MeetingPage,
+    MeetingUpdate,
+    ParticipantList,
+    RecordingList,
+)
 
 if TYPE_CHECKING:  # pg8000 loads with the first query, not with the module
     from shared.adapters.postgres.db import Database

@@ -8,7 +8,7 @@ from shared.adapters.postgres import repository as repo
 from shared.domain import rules
 from shared.domain.errors import NotFound
 from shared.domain.lifecycle import FINAL
-from shared.domain.meeting import Meeting, Status
+from shared.domain.meeting import ConferenceRecord, Meeting, Status
 from shared.services import followups
 from shared.services.meetings import finish_creation, valid_id
 from shared.services.transitions import change
@@ -45,7 +45,7 @@ def check_meeting(meeting_id: str, *, schedule_version: int | None, db, calendar
                 "status": done.status, "detail": done.failure_reason if done.status == Status.FAILED else None})
         else:
             event = calendar.get_event(meeting)
-            live, records = False, []
+            live, records = False, list[ConferenceRecord]()
             if event is not None and not event.cancelled:
                 code = meeting.meeting_code
                 if meeting.conference_status == "pending" and event.conference.status != "pending":

@@ -10,16 +10,22 @@ from typing import Any, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    MethodNotAllowed,
+    NotFound,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+)
 
 from shared import bootstrap, logs
 from shared.domain import errors
+from shared.settings import get_settings
 from shared.web import idempotency
 from shared.web.models import READ_ONLY_FIELDS
 from shared.web.problems import field_errors, from_exception, problem
 from shared.web.routes import OPERATIONS, ROUTES, Route, allowed_methods, routes_of, url_map
-from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -166,7 +172,7 @@ class FunctionApp:
             if isinstance(own, MethodNotAllowed) and allowed_methods(own):
                 raise own from None
             raise NotFound("There is no such route.") from None
-        return OPERATIONS[operation], params
+        return OPERATIONS[operation], dict(params)
 
     @staticmethod
     def _authenticate(ctx: Context) -> None:

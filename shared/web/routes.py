@@ -1,10 +1,12 @@
-"""The one route table: functions dispatch from it, the local gateway routes by it, OpenAPI and API Gateway derive from it."""
+"""The one route table: the functions dispatch from it, the local gateway routes by it, OpenAPI and API Gateway
+derive from it."""
 from __future__ import annotations
 
-import re
 import functools
+import re
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 
@@ -21,9 +23,9 @@ class Route:
     operation_id: str
     summary: str
     auth: str = "key"  # "key": a client API key; "none": open; "internal": OIDC invoker or admin key
-    body: type | None = None
-    query: type | None = None
-    response: type | None = None
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
     status: int = 200
     errors: tuple[int, ...] = ()
     content_type: str = "application/json"
@@ -119,7 +121,7 @@ def resolve(method: str, path: str, routes: tuple[Route, ...] = ROUTES, *,
         return None, {}, allowed_methods(error)
     except (NotFound, RequestRedirect):
         return None, {}, []
-    return OPERATIONS[operation], params, []
+    return OPERATIONS[operation], dict(params), []
 
 
 FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.function for r in ROUTES))

@@ -38,7 +38,7 @@ def list_keys(cur) -> list[dict[str, Any]]:
         " JOIN api_clients c ON c.id = k.client_id ORDER BY k.created_at DESC"
     )
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def revoke(cur, key_id: str) -> bool:

@@ -39,7 +39,7 @@ def _time(value: Any) -> datetime | None:
 
 
 def _meeting(row: tuple) -> Meeting:
-    values = dict(zip(_NAMES, row[: len(_NAMES)]))
+    values = dict(zip(_NAMES, row[: len(_NAMES)], strict=True))
     participants, recordings, transcripts = row[len(_NAMES):]
     values["id"], values["client_id"] = str(values["id"]), str(values["client_id"])
     values["status"] = Status(values["status"])
@@ -95,8 +95,8 @@ def replace_invitees(cur, meeting_id: str, organizer: str, invitees: list[str]) 
 
 
 def find_by_reference(cur, client_id: str, reference: str, *, lock: bool = False) -> Meeting | None:
-    cur.execute(f"{_SELECT} WHERE m.client_id = :c AND m.external_reference = :r" + (" FOR UPDATE OF m" if lock else ""),
-                {"c": client_id, "r": reference})
+    sql = f"{_SELECT} WHERE m.client_id = :c AND m.external_reference = :r"
+    cur.execute(sql + (" FOR UPDATE OF m" if lock else ""), {"c": client_id, "r": reference})
     return _one(cur)
 
 
@@ -133,7 +133,8 @@ def list_meetings(cur, *, client_id: str | None, status: str | None, organizer_e
                   external_reference: str | None, scheduled_from: datetime | None, scheduled_to: datetime | None,
                   after: tuple[datetime, str] | None, limit: int) -> list[Meeting]:
     """Meetings newest first with their details, filtered, starting after the keyset position `after`."""
-    where, params = [], {"limit": limit}
+    where: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
     if client_id is not None:
         where.append("m.client_id = :c")
         params["c"] = client_id
