@@ -64,7 +64,7 @@ lint: install ## ruff and mypy over the code, terraform fmt, checkov over infra/
 	else \
 		echo "terraform not on PATH: skipping terraform fmt"; \
 	fi
-	@bash dev/install_checkov.sh
+	@bash dev/install_tool.sh checkov
 	@.local/venvs/checkov/bin/checkov --config-file infra/terraform/.checkov.yaml
 	@$(PY) -m ops.gateway_spec --check
 

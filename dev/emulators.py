@@ -1,7 +1,7 @@
 """Start and stop the local Firestore and Cloud Tasks emulators."""
 
 # How the emulators differ from production (checked against the versions pinned
-# in dev/install_tasks_emulator.sh and the Cloud SDK's Firestore emulator):
+# in dev/tools/tasks-emulator.txt and the Cloud SDK's Firestore emulator):
 #
 # Firestore (`gcloud emulators firestore start`):
 #   - Ready in 2-4 s. gcloud runs a shell script that runs Java, and killing
@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOG_DIR = REPO_ROOT / ".local" / "logs"
 TASKS_VENV = REPO_ROOT / ".local" / "venvs" / "tasks-emulator"
-TASKS_INSTALL_SCRIPT = REPO_ROOT / "dev" / "install_tasks_emulator.sh"
+TASKS_INSTALL_SCRIPT = REPO_ROOT / "dev" / "install_tool.sh"
 LOOPBACK = "127.0.0.1"
 
 # Runs inside the tasks emulator's venv; patches the stock server before
@@ -401,10 +401,10 @@ def _ensure_tasks_venv(log_dir: Path | None) -> Path:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "install-tasks-emulator.log"
     logger.info("installing the tasks emulator into %s (log: %s)", TASKS_VENV, log_path)
-    env = dict(os.environ, TASKS_EMULATOR_VENV=str(TASKS_VENV))
+    env = dict(os.environ, TOOL_VENV=str(TASKS_VENV))
     with log_path.open("wb") as log_file:
         result = subprocess.run(
-            ["bash", str(TASKS_INSTALL_SCRIPT)], stdout=log_file, stderr=subprocess.STDOUT, env=env
+            ["bash", str(TASKS_INSTALL_SCRIPT), "tasks-emulator"], stdout=log_file, stderr=subprocess.STDOUT, env=env
         )
     if result.returncode != 0 or not python.exists():
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])

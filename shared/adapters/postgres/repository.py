@@ -138,26 +138,14 @@ def list_meetings(cur, *, client_id: str | None, status: str | None, organizer_e
                   external_reference: str | None, scheduled_from: datetime | None, scheduled_to: datetime | None,
                   after: tuple[datetime, str] | None, limit: int) -> list[Meeting]:
     """Meetings newest first with their details, filtered, starting after the keyset position `after`."""
-    where: list[str] = []
-    params: dict[str, Any] = {"limit": limit}
-    if client_id is not None:
-        where.append("m.client_id = :c")
-        params["c"] = client_id
-    if status is not None:
-        where.append("m.status = :status")
-        params["status"] = status
-    if organizer_email is not None:
-        where.append("lower(m.organizer_email) = lower(:org)")
-        params["org"] = organizer_email
-    if external_reference is not None:
-        where.append("m.external_reference = :ref")
-        params["ref"] = external_reference
-    if scheduled_from is not None:
-        where.append("m.scheduled_start >= :sfrom")
-        params["sfrom"] = scheduled_from
-    if scheduled_to is not None:
-        where.append("m.scheduled_start < :sto")
-        params["sto"] = scheduled_to
+    filters = (("m.client_id = :c", "c", client_id), ("m.status = :status", "status", status),
+               ("lower(m.organizer_email) = lower(:org)", "org", organizer_email),
+               ("m.external_reference = :ref", "ref", external_reference),
+               ("m.scheduled_start >= :sfrom", "sfrom", scheduled_from),
+               ("m.scheduled_start < :sto", "sto", scheduled_to))
+    where = [condition for condition, _, value in filters if value is not None]
+    params: dict[str, Any] = {name: value for _, name, value in filters if value is not None}
+    params["limit"] = limit
     if after is not None:
         where.append("(m.created_at, m.id) < (:after_c, CAST(:after_i AS uuid))")
         params["after_c"], params["after_i"] = after
