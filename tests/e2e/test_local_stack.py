@@ -97,7 +97,8 @@ def test_follow_up_tasks_are_delivered_by_the_emulator_and_change_the_meeting(st
 
 
 def test_data_survives_a_restart(stack, key):
-    made = requests.post(f"{stack.base}/v1/meetings", json=seed(), headers=auth(key), timeout=30).json()
+    # A slot ahead: a past one would be finished by its follow-up task, racing the restart.
+    made = requests.post(f"{stack.base}/v1/meetings", json=upcoming(seed()), headers=auth(key), timeout=30).json()
     info = stack.info
     assert stack.stop() == 0
     # SIGTERM stopped everything it started: no function, emulator or fake Google still answers.
@@ -115,3 +116,12 @@ def test_ids_with_url_characters_reach_the_function_as_ids(stack, key):
             response = requests.get(f"{stack.base}/v1/meetings/{raw}{suffix}", headers=auth(key), timeout=10)
             assert response.status_code == 404, (raw, suffix, response.text)
             assert response.headers["Content-Type"].startswith("application/problem+json")
+
+
+def upcoming(body: dict, days: int = 3) -> dict:
+    """The body with its slot moved `days` ahead of now."""
+    from datetime import datetime, timedelta, timezone
+
+    start = (datetime.now(timezone.utc) + timedelta(days=days)).replace(microsecond=0)
+    return dict(body, scheduled_start=start.isoformat().replace("+00:00", "Z"),
+                scheduled_end=(start + timedelta(minutes=30)).isoformat().replace("+00:00", "Z"))
