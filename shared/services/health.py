@@ -23,7 +23,7 @@ except PackageNotFoundError:  # a deployed zip is not an installed distribution
 def check(*, db: Database) -> Health:
     """ok when a trivial query succeeds, unavailable otherwise."""
     try:
-        with db.transaction() as cur:
+        with db.read() as cur:
             repo.ping(cur)
     except Unavailable:
         log.warning("health: database unavailable")

@@ -125,17 +125,18 @@ def create_meeting(data: MeetingCreate, *, principal: Principal, db: Database, c
                    settings: Settings, clock: Clock) -> tuple[MeetingOut, bool]:
     """Create the meeting once per (client, external_reference): row first, then the event.
 
-    Returns (meeting, created): created is True for the one request that made the Calendar event.
+    Returns (meeting, created): created is True for the one request that made the Calendar event. The answer is
+    built from the row as this request last wrote or locked it, not read back.
     """
     now = clock()
     new = normalize(data, settings=settings, now=now)
     meeting_id = _reserve(new, principal=principal, db=db, settings=settings, now=now)
-    created = _complete(meeting_id, db=db, calendar=calendar, settings=settings, now=now)
-    if created is not None and created.status == Status.FAILED:
-        raise UpstreamFailed(created.failure_reason or "Google could not create the meeting.")
-    if created is not None:
-        followups.enqueue_followups(created, tasks=tasks, settings=settings)
-    return get_meeting(meeting_id, principal=principal, db=db), created is not None
+    meeting, created = _complete(meeting_id, db=db, calendar=calendar, settings=settings, now=now)
+    if created and meeting.status == Status.FAILED:
+        raise UpstreamFailed(meeting.failure_reason or "Google could not create the meeting.")
+    if created:
+        followups.enqueue_followups(meeting, tasks=tasks, settings=settings)
+    return _out(meeting), created
 
 
 def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: Settings, now: datetime) -> str:
@@ -149,12 +150,15 @@ def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: S
         calendar_owner=calendar_owner_for(new.organizer_email, settings),
         next_check_at=now + schedule.PENDING_RECHECK, next_sync_at=schedule.first_sync(new.scheduled_end, settings),
         participants=people)
-    with db.transaction() as cur:
-        if repo.insert_meeting(cur, meeting):
+    # The row and its people are one statement, committed on its own: a crash after it leaves a PENDING row
+    # that the status check finishes or fails.
+    with db.autocommit() as cur:
+        if repo.insert_meeting(cur, meeting) is not None:
             return meeting.id
-        assert new.external_reference is not None  # only a reference can collide
+    assert new.external_reference is not None  # only a reference can collide
+    with db.transaction() as cur:
         existing = repo.find_by_reference(cur, principal.client_id, new.external_reference, lock=True)
-        if existing is None:  # pragma: no cover - the row that collided cannot vanish under ON CONFLICT
+        if existing is None:  # pragma: no cover - meetings are never deleted
             raise Conflict("This external_reference is being created right now; retry shortly.")
         if existing.request_fingerprint != new.fingerprint:
             raise Conflict("This external_reference already names a different meeting.")
@@ -168,18 +172,21 @@ def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: S
 
 
 def _complete(meeting_id: str, *, db: Database, calendar: CalendarPort, settings: Settings,
-              now: datetime) -> Meeting | None:
-    """Give a PENDING meeting its event and Meet link under the row lock: the outcome, or None if done before."""
+              now: datetime) -> tuple[Meeting, bool]:
+    """Give a PENDING meeting its event and Meet link under the row lock.
+
+    Returns the meeting as it now is, and whether this call made the outcome (False if done before).
+    """
     with db.transaction() as cur:
         meeting = repo.get_meeting(cur, meeting_id, lock=True)
         assert meeting is not None  # reserved above; meetings are never deleted
         if meeting.status == Status.PENDING:
-            return finish_creation(cur, meeting, calendar=calendar, settings=settings, now=now)
+            return finish_creation(cur, meeting, calendar=calendar, settings=settings, now=now), True
         if meeting.status in (Status.CREATED, Status.SCHEDULED) and meeting.conference_status == "pending":
             event = calendar.get_event(meeting)
             if event is not None:
-                store_conference(cur, meeting, event)
-    return None
+                meeting = store_conference(cur, meeting, event)
+    return meeting, False
 
 
 def finish_creation(cur, meeting: Meeting, *, calendar: CalendarPort, settings: Settings, now: datetime) -> Meeting:
@@ -297,7 +304,7 @@ def _out(meeting: Meeting) -> MeetingOut:
 def get_meeting(meeting_id: str, *, principal: Principal, db: Database) -> MeetingOut:
     """One meeting the principal may see; NotFound otherwise (another client's meeting included)."""
     meeting_id = valid_id(meeting_id)
-    with db.transaction() as cur:
+    with db.read() as cur:  # one statement: no transaction needed around it
         meeting = repo.get_meeting(cur, meeting_id, client_id=_scope(principal))
     if meeting is None:
         raise NotFound("No meeting has this id.")
@@ -325,7 +332,7 @@ def list_meetings(query: MeetingListQuery, *, principal: Principal, db: Database
     """A page of meetings newest first; `next_page_token` continues it."""
     zone = ZoneInfo(settings.default_time_zone)
     after = decode_page_token(query.page_token) if query.page_token else None
-    with db.transaction() as cur:
+    with db.read() as cur:
         found = repo.list_meetings(
             cur, client_id=_scope(principal), status=query.status.value if query.status else None,
             organizer_email=query.organizer_email, external_reference=query.external_reference,

@@ -26,5 +26,5 @@ def change(cur, meeting: Meeting, *, to: Status | None = None, **fields: Any) ->
     fields = {name: value for name, value in fields.items() if getattr(meeting, name) != value}
     if not fields:
         return meeting
-    repo.write_meeting(cur, meeting.id, fields, expect_status=meeting.status)
-    return meeting.but(**fields)
+    stamped = repo.write_meeting(cur, meeting.id, fields, expect_status=meeting.status)
+    return meeting.but(**fields, **stamped)

@@ -208,12 +208,12 @@ class FunctionApp:
 
             # API Gateway moves the caller's header to X-Forwarded-Authorization and signs its own call.
             header = request.headers.get("X-Forwarded-Authorization") or request.headers.get("Authorization")
-            ctx.principal = authenticate(deps.db, header)
+            ctx.principal = authenticate(deps.db, header, cache=deps.key_cache)
         elif ctx.route.auth == "internal":
             from shared.services.auth import authenticate_internal
 
             ctx.principal = authenticate_internal(deps.db, request.headers.get("Authorization"),
-                                                  settings=deps.settings)
+                                                  settings=deps.settings, cache=deps.key_cache)
 
     def _answer(self, ctx: Context, route: Route, params: dict) -> flask.Response:
         """Run the handler, its refusals rendered as responses (so an Idempotency-Key can keep them)."""
