@@ -155,20 +155,23 @@ def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: S
     with db.autocommit() as cur:
         if repo.insert_meeting(cur, meeting) is not None:
             return meeting.id
-    assert new.external_reference is not None  # only a reference can collide
-    with db.transaction() as cur:
-        existing = repo.find_by_reference(cur, principal.client_id, new.external_reference, lock=True)
-        if existing is None:  # pragma: no cover - meetings are never deleted
-            raise Conflict("This external_reference is being created right now; retry shortly.")
-        if existing.request_fingerprint != new.fingerprint:
-            raise Conflict("This external_reference already names a different meeting.")
-        if existing.status == Status.FAILED:
-            # A FAILED creation tried again: a new attempt, hence a new Calendar event id.
-            change(cur, existing, to=Status.PENDING, create_attempt=existing.create_attempt + 1,
-                   google_event_id=None, meet_link=None, meeting_code=None, conference_status=None,
-                   failure_reason=None, next_check_at=now + schedule.PENDING_RECHECK,
-                   next_sync_at=schedule.first_sync(existing.scheduled_end, settings))
-        return existing.id
+        assert new.external_reference is not None  # only a reference can collide
+        # The colliding row is committed (the insert waited for it); its fingerprint never changes.
+        existing = repo.find_by_reference(cur, principal.client_id, new.external_reference)
+    if existing is None:  # pragma: no cover - meetings are never deleted
+        raise Conflict("This external_reference is being created right now; retry shortly.")
+    if existing.request_fingerprint != new.fingerprint:
+        raise Conflict("This external_reference already names a different meeting.")
+    if existing.status == Status.FAILED:
+        with db.transaction() as cur:
+            existing = repo.get_meeting(cur, existing.id, lock=True)
+            if existing is not None and existing.status == Status.FAILED:
+                # A FAILED creation tried again: a new attempt, hence a new Calendar event id.
+                change(cur, existing, to=Status.PENDING, create_attempt=existing.create_attempt + 1,
+                       google_event_id=None, meet_link=None, meeting_code=None, conference_status=None,
+                       failure_reason=None, next_check_at=now + schedule.PENDING_RECHECK,
+                       next_sync_at=schedule.first_sync(existing.scheduled_end, settings))
+    return existing.id
 
 
 def _complete(meeting_id: str, *, db: Database, calendar: CalendarPort, settings: Settings,
