@@ -3,7 +3,6 @@ import functions_framework
 
 from shared.services import health as health_check
 from shared.services import meetings
-from shared.web import openapi
 from shared.web.app import Context, FunctionApp, Reply
 from shared.web.models import MeetingListQuery
 
@@ -41,11 +40,15 @@ def health(ctx: Context):
 
 @app.route("openapi")
 def openapi_document(ctx: Context):
+    from shared.web import openapi  # the document builds every model's schema: only when it is asked for
+
     return openapi.document()
 
 
 @app.route("docs")
 def docs(ctx: Context):
+    from shared.web import openapi
+
     return Reply(openapi.DOCS_HTML, content_type="text/html")
 
 
