@@ -540,8 +540,10 @@ class FakeWorld:
         except ValueError as exc:
             raise GoogleError(400, str(exc), "invalid") from exc
         with self._lock:
-            self._service_accounts.setdefault(str(email).lower(), []).append(key)
-            return {"email": str(email).lower(), "keys": len(self._service_accounts[str(email).lower()])}
+            keys = self._service_accounts.setdefault(str(email).lower(), [])
+            if all(k.public_numbers() != key.public_numbers() for k in keys):  # registering twice is harmless
+                keys.append(key)
+            return {"email": str(email).lower(), "keys": len(keys)}
 
     def service_accounts(self) -> list[dict]:
         """Service accounts with registered keys."""
