@@ -27,7 +27,7 @@ class Settings(BaseSettings):
 
     # Google: GOOGLE_API_ROOT points every API at a Google-compatible root (the local fake).
     google_api_root: str | None = None
-    google_delegation_sa: str | None = Field(None, description="service account authorized for domain-wide delegation")
+    google_delegation_sa: str | None = Field(None, description="the service account authorized for delegation")
     google_signing_key_file: str | None = Field(
         None, description="with GOOGLE_API_ROOT only: PEM RSA key signing the delegation assertions (IAM in the cloud)")
     workspace_domain: str | None = None

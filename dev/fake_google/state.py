@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from .identity import JWT_BEARER, AccessTokens, Caller, TokenRefused, load_public_key, method_scopes, \
-    verify_assertion
+from .identity import (JWT_BEARER, AccessTokens, Caller, TokenRefused, load_public_key, method_scopes,
+                       verify_assertion)
 
 logger = logging.getLogger(__name__)
 
@@ -1067,6 +1067,7 @@ class FakeWorld:
         view.update({
             "id": conf.id,
             "meetingCode": space.code,
+            "owner": space.owner,
             "participants": [dict(self._participant_resource(conf, p), id=p.id, kind=p.kind, userId=p.user_id,
                                   sessions=[self._session_resource(conf, p, s) for s in p.sessions])
                              for p in conf.participants],
