@@ -56,7 +56,9 @@ package: ## build one reproducible zip per function into build/, named by conten
 gateway-spec: install ## regenerate infra/terraform/generated/ (the API Gateway spec) from the route table
 	@$(PY) -m ops.gateway_spec --write
 
-lint: install ## terraform fmt, checkov over infra/terraform, and the gateway spec against the route table
+lint: install ## ruff and mypy over the code, terraform fmt, checkov over infra/terraform, the gateway spec check
+	@$(VENV)/bin/ruff check shared functions ops && echo "ruff: ok"
+	@$(VENV)/bin/mypy && echo "mypy: ok"
 	@if command -v terraform >/dev/null 2>&1; then \
 		TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive -diff infra/terraform && echo "terraform fmt: ok"; \
 	else \

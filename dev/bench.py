@@ -393,7 +393,8 @@ def fresh_database(server, base_url: str, name: str) -> str:
 
 def seed_sweep(db, fake, client_id: str, now: datetime) -> list[str]:
     """5,000 meetings as a months-old deployment holds them; SWEEP_DUE + 1 are due and exist in Google."""
-    from shared.services.meetings import event_body, event_id_for
+    from shared.adapters.google import event_body
+    from shared.domain.meeting import Meeting, Participant, Status, event_id_for
 
     background = SWEEP_MEETINGS - SWEEP_DUE - 1
     with db.transaction() as cur:
@@ -423,9 +424,10 @@ def seed_sweep(db, fake, client_id: str, now: datetime) -> list[str]:
                        "time_zone": "America/Bogota",
                        "scheduled_start": now + timedelta(days=1, minutes=30 * i),
                        "scheduled_end": now + timedelta(days=1, minutes=30 * i + 30)}
-            participants = [{"email": "doctor@clinica.com", "role": "organizer"},
-                            {"email": f"paciente{i}@correo.com", "role": "guest"}]
-            event = fake.state.insert_event("primary", event_body(meeting, participants), 1)
+            typed = Meeting(client_id=client_id, status=Status.PENDING, organizer_email="doctor@clinica.com",
+                            participants=(Participant("doctor@clinica.com", "organizer"),
+                                          Participant(f"paciente{i}@correo.com", "guest")), **meeting)
+            event = fake.state.insert_event("primary", event_body(typed), 1)
             cur.execute(
                 "INSERT INTO meetings (id, client_id, external_reference, request_fingerprint, status,"
                 " organizer_email, title, description, time_zone, scheduled_start, scheduled_end, google_event_id,"

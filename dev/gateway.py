@@ -8,7 +8,7 @@ from urllib.parse import quote
 import urllib3
 from werkzeug.wrappers import Request, Response
 
-from shared.web.app import problem
+from shared.web.problems import problem
 from shared.web.routes import ROUTES, resolve
 
 log = logging.getLogger(__name__)

@@ -6,26 +6,36 @@ import logging
 import os
 import sys
 
-from shared.adapters.postgres import migrate
-
-from shared.services import auth
-from shared.adapters.postgres.db import Database, cloud_sql_connector, local_connector
+from shared.domain.principal import ROLES
 
 
 def _database():
-    """The database of DATABASE_URL, of CLOUD_SQL_INSTANCE (IAM auth), or else the local embedded one."""
+    """The pool of the same settings and composition root the functions use; the embedded one when none is set."""
+    from pydantic import ValidationError
+
+    from shared import bootstrap
+    from shared.settings import DatabaseSettings
+
     server = None
-    url = os.environ.get("DATABASE_URL")
-    if not url and os.environ.get("CLOUD_SQL_INSTANCE"):
-        connect = cloud_sql_connector(os.environ["CLOUD_SQL_INSTANCE"], user=os.environ["DB_IAM_USER"],
-                                      database=os.environ.get("DB_NAME", "meet"),
-                                      ip_type=os.environ.get("CLOUD_SQL_IP_TYPE", "public"))
-        return Database(connect, size=1), None
-    if not url:
+    overrides = {}
+    if not os.environ.get("DATABASE_URL") and not os.environ.get("CLOUD_SQL_INSTANCE"):
         from dev.pg import embedded
 
-        server, url = embedded()
-    return Database(local_connector(url), size=1), server
+        server, overrides["database_url"] = embedded()
+    try:
+        settings = DatabaseSettings(**overrides)
+    except ValidationError as exc:
+        raise SystemExit("ops: " + "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+    return bootstrap.database(settings, size=1), server
+
+
+def _print_jobs(rows: list[dict]) -> None:
+    print(f"{'STARTED':<20} {'KIND':<16} {'TRIGGER':<8} {'OUTCOME':<8} {'RUN ID':<32} COUNTS")
+    for r in rows:
+        started = r.get("started_at")
+        counts = ", ".join(f"{k}={v}" for k, v in sorted((r.get("counts") or {}).items()))
+        print(f"{started.strftime('%Y-%m-%d %H:%M:%S') if started else '-':<20} {r.get('kind') or '-':<16} "
+              f"{r.get('trigger') or '-':<8} {r.get('outcome') or r.get('state') or '-':<8} {r['run_id']:<32} {counts}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,14 +44,30 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply pending SQL migrations")
     key = sub.add_parser("api-key", help="mint an API key (printed as the last line)")
     key.add_argument("--name", required=True, help="the API client's name, e.g. xoma")
-    key.add_argument("--role", default="service", choices=auth.ROLES)
+    key.add_argument("--role", default="service", choices=ROLES)
     keys = sub.add_parser("keys", help="list or revoke API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     keys_sub.add_parser("list", help="every key: id, client, role, hint, created, revoked")
     revoke = keys_sub.add_parser("revoke", help="revoke one key by id (the client's other keys keep working)")
     revoke.add_argument("key_id")
+    jobs = sub.add_parser("jobs", help="the latest background job runs the Firestore ledger recorded")
+    jobs.add_argument("--kind", choices=("check_status", "sync_recordings"), help="only this job")
+    jobs.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+    if args.command == "jobs":
+        from shared.adapters.firestore import build_ledger
+        from shared.settings import FirestoreSettings
+
+        settings = FirestoreSettings()
+        if not settings.firestore_database:
+            raise SystemExit("ops: set FIRESTORE_DATABASE (and GOOGLE_CLOUD_PROJECT) to read the job ledger")
+        _print_jobs(build_ledger(settings).recent_jobs(args.kind, limit=args.limit))
+        return 0
+
+    from shared.adapters.postgres import migrate
+    from shared.services import auth
 
     db, _server = _database()
     try:

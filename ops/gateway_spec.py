@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = TEMPLATE_PATH.read_text(encoding="utf-8") if TEMPLATE_PATH.exists() else ""
         if current != text:
-            print(f"{TEMPLATE_PATH.relative_to(ROOT)} is out of date with shared/web/routes.py: run `make gateway-spec`",
+            print(f"{TEMPLATE_PATH.relative_to(ROOT)} is out of date with shared/web/routes.py: "
+                  "run `make gateway-spec`",
                   file=sys.stderr)
             return 1
         print("gateway spec template is up to date")

@@ -5,6 +5,7 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Sequence
 from datetime import timezone
 from typing import Any
 
@@ -68,10 +69,10 @@ def _schedule(job: Any) -> str:
     return f"{job.schedule} ({job.time_zone or 'UTC'})" if job.schedule else "-"
 
 
-def _print_table(rows: list[tuple[str, ...]]) -> None:
+def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join([cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]).rstrip())
+        print("  ".join([cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]]).rstrip())
 
 
 def _list(client: Any, parent: str) -> None:

@@ -5,13 +5,27 @@ import functools
 import logging
 from datetime import datetime, timezone
 
-from shared.settings import Settings, get_settings
+from shared.settings import DatabaseSettings, Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def database(settings: DatabaseSettings, *, size: int | None = None):
+    """The pool the settings name: DATABASE_URL, or Cloud SQL through the connector with IAM auth."""
+    from shared.adapters.postgres.db import Database, cloud_sql_connector, local_connector
+
+    s = settings
+    if s.database_url:
+        connect = local_connector(s.database_url)
+    else:
+        assert s.cloud_sql_instance and s.db_iam_user  # DatabaseSettings refuses anything else
+        connect = cloud_sql_connector(s.cloud_sql_instance, user=s.db_iam_user, database=s.db_name,
+                                      ip_type=s.cloud_sql_ip_type)
+    return Database(connect, size=size or s.db_pool_size, lock_timeout_ms=s.db_lock_timeout_ms)
 
 
 class Deps:
@@ -23,15 +37,7 @@ class Deps:
 
     @functools.cached_property
     def db(self):
-        from shared.adapters.postgres.db import Database, cloud_sql_connector, local_connector
-
-        s = self.settings
-        if s.database_url:
-            connect = local_connector(s.database_url)
-        else:
-            connect = cloud_sql_connector(s.cloud_sql_instance, user=s.db_iam_user, database=s.db_name,
-                                          ip_type=s.cloud_sql_ip_type)
-        return Database(connect, size=s.db_pool_size, lock_timeout_ms=s.db_lock_timeout_ms)
+        return database(self.settings)
 
     @functools.cached_property
     def google(self):
@@ -41,15 +47,17 @@ class Deps:
 
     @functools.cached_property
     def calendar(self):
-        from shared.adapters.google import Calendar
+        """The Calendar port of the use cases: meetings in, domain values out."""
+        from shared.adapters.google import Calendar, MeetingCalendar
 
-        return Calendar(self.google)
+        return MeetingCalendar(Calendar(self.google))
 
     @functools.cached_property
     def meet(self):
-        from shared.adapters.google import Meet
+        """The Meet port of the use cases: rooms, conference records, joiners and their files."""
+        from shared.adapters.google import Meet, MeetRooms
 
-        return Meet(self.google)
+        return MeetRooms(Meet(self.google), self.directory, self.drive)
 
     @functools.cached_property
     def directory(self):
@@ -71,9 +79,17 @@ class Deps:
 
     @functools.cached_property
     def ledger(self):
+        """The job ledger: task-delivery dedupe, job runs, sweep leases."""
         from shared.adapters.firestore import build_ledger
 
         return build_ledger(self.settings)
+
+    @functools.cached_property
+    def idempotency(self):
+        """Where Idempotency-Key answers are kept."""
+        from shared.adapters.firestore import build_idempotency_store
+
+        return build_idempotency_store(self.settings)
 
 
 @functools.cache

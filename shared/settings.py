@@ -10,8 +10,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
-    """Every knob of the product; names are the environment variables, upper-cased."""
+class DatabaseSettings(BaseSettings):
+    """Where the database is: all that operator commands (migrations, keys) need."""
 
     # An empty variable counts as unset: deploy tooling often renders absent values as "".
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
@@ -24,6 +24,27 @@ class Settings(BaseSettings):
     cloud_sql_ip_type: Literal["public", "private", "psc"] = "public"
     db_pool_size: int = Field(4, ge=1, le=50)
     db_lock_timeout_ms: int = Field(30_000, ge=100)
+
+    @model_validator(mode="after")
+    def _one_database(self) -> "DatabaseSettings":
+        if not self.database_url and not self.cloud_sql_instance:
+            raise ValueError("set DATABASE_URL, or CLOUD_SQL_INSTANCE with DB_IAM_USER for Cloud SQL")
+        if self.cloud_sql_instance and not self.database_url and not self.db_iam_user:
+            raise ValueError("CLOUD_SQL_INSTANCE needs DB_IAM_USER (IAM database authentication)")
+        return self
+
+
+class FirestoreSettings(BaseSettings):
+    """Where the operational ledger is (job runs, task dedupe, leases, Idempotency-Key answers)."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
+
+    firestore_database: str | None = Field(None, description="Firestore database of the ledger; off when unset")
+    gcp_project: str | None = Field(None, alias="GOOGLE_CLOUD_PROJECT")
+
+
+class Settings(DatabaseSettings, FirestoreSettings):
+    """Every knob of the product; names are the environment variables, upper-cased."""
 
     # Google: GOOGLE_API_ROOT points every API at a Google-compatible root (the local fake).
     google_api_root: str | None = None
@@ -42,10 +63,9 @@ class Settings(BaseSettings):
     tasks_emulator_host: str | None = Field(None, description="host:port of a local Cloud Tasks emulator")
     check_status_url: str | None = None
     sync_recordings_url: str | None = None
-    tasks_invoker_sa: str | None = Field(None, description="service account whose OIDC tokens invoke internal functions")
+    tasks_invoker_sa: str | None = Field(None, description="the account whose OIDC tokens invoke internal functions")
     oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     oidc_audiences: list[str] = Field(default_factory=list, description="further accepted OIDC audiences")
-    firestore_database: str | None = Field(None, description="Firestore database of the ledger; off when unset")
     status_check_delay_minutes: int = Field(5, ge=0, description="first status check after scheduled_end")
     recording_sync_delay_minutes: int = Field(10, ge=0, description="first recording sync after scheduled_end")
     sync_give_up_hours: int = Field(48, ge=1, le=30 * 24, description="stop waiting for recordings after the end")
@@ -63,7 +83,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     retry_after_seconds: int = 5
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    gcp_project: str | None = Field(None, alias="GOOGLE_CLOUD_PROJECT")
 
     @field_validator("default_time_zone")
     @classmethod
@@ -80,11 +99,7 @@ class Settings(BaseSettings):
         return value.rstrip("/") + "/" if value else value
 
     @model_validator(mode="after")
-    def _one_database(self) -> "Settings":
-        if not self.database_url and not self.cloud_sql_instance:
-            raise ValueError("set DATABASE_URL, or CLOUD_SQL_INSTANCE with DB_IAM_USER for Cloud SQL")
-        if self.cloud_sql_instance and not self.database_url and not self.db_iam_user:
-            raise ValueError("CLOUD_SQL_INSTANCE needs DB_IAM_USER (IAM database authentication)")
+    def _google_identity(self) -> "Settings":
         if not self.google_delegation_sa:
             raise ValueError("set GOOGLE_DELEGATION_SA: the service account authorized for domain-wide delegation")
         # The signer is the one difference between the cloud and a local Google root: IAM there, a key file here.

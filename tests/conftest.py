@@ -11,7 +11,7 @@ import pytest
 from shared.adapters.postgres import migrate
 
 from shared.services import auth
-from shared.services.auth import Principal
+from shared.domain.principal import Principal
 from shared.adapters.postgres.db import Database, local_connector
 
 

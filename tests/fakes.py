@@ -7,6 +7,7 @@ import string
 import threading
 from typing import Any
 
+from shared.adapters.google import MeetingCalendar  # noqa: F401  (wraps FakeCalendar as the port)
 from shared.domain.errors import Unavailable
 
 

@@ -7,7 +7,6 @@ import json
 import logging
 import time
 from typing import Any, Callable
-
 from urllib.parse import parse_qsl
 
 from flask import Flask, Response, g, jsonify, request

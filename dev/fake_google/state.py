@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from .identity import (JWT_BEARER, AccessTokens, Caller, TokenRefused, load_public_key, method_scopes,
-                       verify_assertion)
+from .identity import JWT_BEARER, AccessTokens, Caller, TokenRefused, load_public_key, method_scopes, verify_assertion
 
 logger = logging.getLogger(__name__)
 

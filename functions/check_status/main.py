@@ -1,9 +1,7 @@
 """Cloud Function check_status (internal): one meeting from a Cloud Task, or a sweep from Cloud Scheduler."""
 import functions_framework
 
-from shared.services import jobs
-
-from shared.services import status_check
+from shared.services import jobs, status_check
 from shared.web.app import Context, FunctionApp
 from shared.web.models import InternalRequest
 

@@ -1,11 +1,9 @@
 """Cloud Function get_meeting: every read of the API, its health and its documentation."""
 import functions_framework
 
-from shared.web import openapi
-
 from shared.services import health as health_check
-
 from shared.services import meetings
+from shared.web import openapi
 from shared.web.app import Context, FunctionApp, Reply
 from shared.web.models import MeetingListQuery
 

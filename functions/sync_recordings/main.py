@@ -1,9 +1,7 @@
 """Cloud Function sync_recordings (internal): one meeting from a Cloud Task, or a sweep from Cloud Scheduler."""
 import functions_framework
 
-from shared.services import jobs
-
-from shared.services import recordings
+from shared.services import jobs, recordings
 from shared.web.app import Context, FunctionApp
 from shared.web.models import InternalRequest
 
@@ -16,8 +14,8 @@ def sync(ctx: Context):
 
     def one(meeting_id, _version=None, attempt=0):
         # Adapters are touched only here: a sweep that just enqueues tasks never loads the Google client.
-        return recordings.sync_meeting(meeting_id, attempt=attempt, db=d.db, meet=d.meet, directory=d.directory,
-                                       drive=d.drive, tasks=d.tasks, settings=d.settings, clock=d.clock)
+        return recordings.sync_meeting(meeting_id, attempt=attempt, db=d.db, meet=d.meet, tasks=d.tasks,
+                                       settings=d.settings, clock=d.clock)
 
     def sweep():
         return recordings.sweep(db=d.db, tasks=d.tasks, settings=d.settings, clock=d.clock,

@@ -50,13 +50,25 @@ locals {
   public_functions   = { for name, fn in local.functions : name => fn if fn.public }
   internal_functions = { for name, fn in local.functions : name => fn if !fn.public }
 
-  # Function URLs are computed, not read back from the functions: check_status enqueues check_status tasks and
-  # each function's environment names the internal functions' URLs, so reading them from the resources would
-  # make the function resource depend on itself. A 2nd gen function's cloudfunctions.net URL is fixed by
-  # region, project and name (the `check` below compares it after every apply). Requests to it reach the
-  # function at path "/", which the internal routes accept.
-  function_urls = {
-    for name in keys(local.functions) : name => "https://${var.region}-${var.project_id}.cloudfunctions.net/${name}"
+  # A 2nd gen function runs as the Cloud Run service of the same name, lower-cased with "_" as "-" (Cloud Run
+  # names allow no underscores); the `check` below compares it with the service Google reports.
+  run_services = { for name in keys(local.functions) : name => replace(lower(name), "_", "-") }
+
+  # Cloud Tasks and Cloud Scheduler call the internal functions at their deterministic run.app URL,
+  # https://SERVICE-PROJECT_NUMBER.REGION.run.app: Cloud Run counts their requests as internal traffic (which
+  # ALLOW_INTERNAL_ONLY requires) only when they go to a run.app URL, not to cloudfunctions.net
+  # (https://cloud.google.com/run/docs/securing/ingress). The same URL is each task's and sweep's OIDC audience
+  # and CHECK_STATUS_URL / SYNC_RECORDINGS_URL, which shared/services/auth.py accepts as audiences.
+  #
+  # The URLs are computed, not read back from the functions: check_status enqueues check_status tasks and every
+  # function's environment names both URLs, so reading them from the resources would make the function resource
+  # depend on itself. The deterministic URL is known before the service exists
+  # (https://cloud.google.com/run/docs/triggering/https-request); the project number comes from the
+  # project, not from anything this configuration creates. Requests to it reach the function at path "/", which
+  # the internal routes accept.
+  internal_urls = {
+    for name in keys(local.internal_functions) :
+    name => "https://${local.run_services[name]}-${data.google_project.this.number}.${var.region}.run.app"
   }
 
   # Connection budget: every instance may hold DB_POOL_SIZE connections, and the sum over all functions at
@@ -84,11 +96,15 @@ locals {
     GRACE_PERIOD_MINUTES   = tostring(var.grace_period_minutes)
     LOG_LEVEL              = var.log_level
     TASKS_QUEUE            = google_cloud_tasks_queue.background.id
-    CHECK_STATUS_URL       = local.function_urls["check_status"]
-    SYNC_RECORDINGS_URL    = local.function_urls["sync_recordings"]
+    CHECK_STATUS_URL       = local.internal_urls["check_status"]
+    SYNC_RECORDINGS_URL    = local.internal_urls["sync_recordings"]
     TASKS_INVOKER_SA       = google_service_account.invoker.email
     FIRESTORE_DATABASE     = google_firestore_database.ledger.name
   }
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
 }
 
 resource "google_storage_bucket" "sources" {
@@ -134,6 +150,16 @@ resource "google_storage_bucket_object" "source" {
   }
 }
 
+# The function images: one repository of this product, the only one the build account may write to.
+resource "google_artifact_registry_repository" "functions" {
+  location      = var.region
+  repository_id = "${var.name}-functions"
+  format        = "DOCKER"
+  description   = "Images of the Meet middleware functions, written by their builds."
+
+  depends_on = [google_project_service.enabled]
+}
+
 resource "google_cloudfunctions2_function" "fn" {
   for_each = local.functions
 
@@ -142,9 +168,10 @@ resource "google_cloudfunctions2_function" "fn" {
   description = each.value.description
 
   build_config {
-    runtime         = "python311"
-    entry_point     = each.key
-    service_account = google_service_account.build.id
+    runtime           = "python311"
+    entry_point       = each.key
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
 
     source {
       storage_source {
@@ -159,11 +186,13 @@ resource "google_cloudfunctions2_function" "fn" {
     available_cpu      = each.value.cpu
     timeout_seconds    = each.value.timeout
     min_instance_count = 0
-    max_instance_count = var.max_instances[each.key]
+    # A lookup, not an index: a missing entry must reach the precondition below and its message.
+    max_instance_count = lookup(var.max_instances, each.key, 0)
     # One connection per in-flight request, so a request never waits for the pool.
     max_instance_request_concurrency = var.db_pool_size
     # Public functions are reached by API Gateway over their public address, and IAM admits only the gateway's
-    # account; internal ones accept only Cloud Tasks and Cloud Scheduler traffic of this project.
+    # account; internal ones accept only Cloud Tasks and Cloud Scheduler traffic of this project, which is why
+    # that traffic goes to their run.app URL (local.internal_urls).
     ingress_settings               = each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.runtime.email
@@ -191,22 +220,41 @@ resource "google_cloudfunctions2_function" "fn" {
     }
   }
 
-  # A function must find its permissions in place at its first cold start.
-  depends_on = [
-    google_project_iam_member.build,
-    google_storage_bucket_iam_member.build_reads_sources,
-    google_project_iam_member.build_reads_staged_sources,
-    google_project_iam_member.runtime_sql,
-    google_project_iam_member.runtime_firestore,
-    google_service_account_iam_member.runtime_signs_for_delegation,
-    google_secret_manager_secret_iam_member.runtime,
-  ]
+  # A function's build needs the build account's grants, and its first cold start the runtime account's, in
+  # effect: the sleep waits for both after they are made (iam.tf).
+  depends_on = [time_sleep.iam_propagation]
 }
 
-# The computed URLs above must be the ones Google assigned; a mismatch means tasks and sweeps miss their target.
-check "function_urls" {
+# The computed names and URLs above must be the ones Google assigned; a mismatch means tasks and sweeps miss
+# their target. Checks warn after every plan and apply; a scoped data source cannot take for_each, hence one
+# check per internal function.
+check "run_services" {
   assert {
-    condition     = alltrue([for name, fn in google_cloudfunctions2_function.fn : fn.url == local.function_urls[name]])
-    error_message = "A function's URL differs from the computed one: update local.function_urls in functions.tf."
+    condition     = alltrue([for name, fn in google_cloudfunctions2_function.fn : fn.service_config[0].service == local.run_services[name]])
+    error_message = "A function's Cloud Run service name differs from the computed one: update local.run_services in functions.tf."
+  }
+}
+
+check "check_status_url" {
+  data "google_cloud_run_v2_service" "check_status" {
+    name     = google_cloudfunctions2_function.fn["check_status"].service_config[0].service
+    location = var.region
+  }
+
+  assert {
+    condition     = contains(data.google_cloud_run_v2_service.check_status.urls, local.internal_urls["check_status"])
+    error_message = "check_status does not serve at ${local.internal_urls["check_status"]}: its tasks and sweeps cannot reach it."
+  }
+}
+
+check "sync_recordings_url" {
+  data "google_cloud_run_v2_service" "sync_recordings" {
+    name     = google_cloudfunctions2_function.fn["sync_recordings"].service_config[0].service
+    location = var.region
+  }
+
+  assert {
+    condition     = contains(data.google_cloud_run_v2_service.sync_recordings.urls, local.internal_urls["sync_recordings"])
+    error_message = "sync_recordings does not serve at ${local.internal_urls["sync_recordings"]}: its tasks and sweeps cannot reach it."
   }
 }

@@ -51,12 +51,15 @@ resource "google_api_gateway_gateway" "gateway" {
   api_config   = google_api_gateway_api_config.api.id
   display_name = "Meet middleware"
 
-  depends_on = [google_cloud_run_v2_service_iam_member.public_invoker]
+  depends_on = [google_cloud_run_v2_service_iam_member.public_invoker, google_project_service.gateway_api]
 }
 
-# The API's own managed service must be enabled for the gateway to serve it.
+# The API's own managed service must be enabled for the gateway to serve it. The service gets its first
+# configuration with the first API config, and enabling it before that fails, so the enablement waits for it.
 resource "google_project_service" "gateway_api" {
   project            = var.project_id
   service            = google_api_gateway_api.api.managed_service
   disable_on_destroy = false
+
+  depends_on = [google_api_gateway_api_config.api]
 }

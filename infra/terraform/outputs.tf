@@ -3,19 +3,34 @@ output "api_base_url" {
   value       = "https://${google_api_gateway_gateway.gateway.default_hostname}"
 }
 
-output "function_urls" {
-  description = "Each function's cloudfunctions.net URL (public ones answer only API Gateway's account)."
-  value       = local.function_urls
+output "internal_function_urls" {
+  description = "The internal functions' run.app URLs: what Cloud Tasks and Cloud Scheduler call, and the OIDC audience."
+  value       = local.internal_urls
+}
+
+output "public_function_urls" {
+  description = "The public functions' Cloud Run URLs behind API Gateway (they answer only the gateway's account)."
+  value       = { for name in keys(local.public_functions) : name => google_cloudfunctions2_function.fn[name].service_config[0].uri }
+}
+
+output "sql_instance_name" {
+  description = "The Cloud SQL instance's name (for gcloud sql commands)."
+  value       = google_sql_database_instance.main.name
 }
 
 output "sql_instance_connection_name" {
-  description = "CLOUD_SQL_INSTANCE for `make migrate` and `make api-key`."
+  description = "CLOUD_SQL_INSTANCE of the functions, and for `make migrate` and `make api-key`."
   value       = google_sql_database_instance.main.connection_name
 }
 
 output "db_iam_user" {
-  description = "DB_IAM_USER: the runtime account's database user (email without .gserviceaccount.com)."
+  description = "The functions' DB_IAM_USER: the runtime account's database user (email without .gserviceaccount.com)."
   value       = google_sql_user.runtime.name
+}
+
+output "migrator_db_user" {
+  description = "DB_IAM_USER for `make migrate` and `make api-key`: the migrator account's database user."
+  value       = google_sql_user.migrator.name
 }
 
 output "db_name" {
@@ -24,8 +39,13 @@ output "db_name" {
 }
 
 output "runtime_service_account" {
-  description = "Identity of every function; impersonate it to run migrations."
+  description = "Identity of every function (nobody impersonates it)."
   value       = google_service_account.runtime.email
+}
+
+output "migrator_service_account" {
+  description = "The account operators impersonate to run `make migrate` and `make api-key`."
+  value       = google_service_account.migrator.email
 }
 
 output "invoker_service_account" {
@@ -49,7 +69,7 @@ output "delegation_client_id" {
 }
 
 output "delegation_scopes" {
-  description = "OAuth scopes to authorise for the client ID, comma-separated as the admin console takes them."
+  description = "OAuth scopes to authorise for the client ID, comma-separated as the admin console takes them (local.workspace_scopes)."
   value       = join(",", local.workspace_scopes)
 }
 

@@ -1,5 +1,6 @@
 # Sweeps that catch whatever a task missed. Each posts `{}` with an OIDC token of the invoker account to the
-# internal function's URL, which the function also accepts as an audience.
+# internal function's run.app URL (functions.tf: the only URL at which Scheduler counts as internal traffic),
+# which is also the token's audience and one the function accepts.
 locals {
   sweeps = {
     check_status    = "*/5 * * * *"
@@ -25,7 +26,7 @@ resource "google_cloud_scheduler_job" "sweep" {
 
   http_target {
     http_method = "POST"
-    uri         = local.function_urls[each.key]
+    uri         = local.internal_urls[each.key]
     body        = base64encode("{}")
     headers = {
       "Content-Type" = "application/json"
@@ -33,7 +34,7 @@ resource "google_cloud_scheduler_job" "sweep" {
 
     oidc_token {
       service_account_email = google_service_account.invoker.email
-      audience              = local.function_urls[each.key]
+      audience              = local.internal_urls[each.key]
     }
   }
 

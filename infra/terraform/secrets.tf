@@ -15,4 +15,7 @@ resource "google_secret_manager_secret_iam_member" "runtime" {
   secret_id = each.value
   role      = "roles/secretmanager.secretAccessor"
   member    = local.runtime_member
+
+  # secretmanager.googleapis.com is enabled (services.tf) exactly when a secret is mounted.
+  depends_on = [google_project_service.enabled]
 }

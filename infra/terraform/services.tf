@@ -13,7 +13,7 @@ locals {
     "cloudtasks.googleapis.com",
     "cloudscheduler.googleapis.com",
     "iam.googleapis.com",
-    # signJwt for keyless domain-wide delegation.
+    # signBlob (google-auth's iam.Signer) for keyless domain-wide delegation.
     "iamcredentials.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "logging.googleapis.com",

@@ -1,5 +1,6 @@
-# Cloud SQL for PostgreSQL 16, the system of record. Nobody logs in with a password: the functions (and
-# `make migrate`) connect through the Cloud SQL Python Connector with IAM database authentication.
+# Cloud SQL for PostgreSQL 16, the system of record. Nobody logs in with a password: the functions (as the runtime
+# account) and `make migrate` (as the migrator account) connect through the Cloud SQL Python Connector with IAM
+# database authentication.
 resource "google_sql_database_instance" "main" {
   name                = var.sql_instance_name
   region              = var.region
@@ -95,6 +96,8 @@ resource "google_sql_database_instance" "main" {
       name  = "log_hostname"
       value = "on"
     }
+    # The flag loads pgAudit; it logs only in a database where the extension exists, which migration
+    # 0003_pgaudit creates (run by the migrator, docs/operations.md).
     database_flags {
       name  = "cloudsql.enable_pgaudit"
       value = "on"
@@ -115,10 +118,26 @@ resource "google_sql_database" "meet" {
   deletion_policy = "ABANDON"
 }
 
-# The runtime account's database login. Cloud SQL names a service account's user by its email without
-# ".gserviceaccount.com", which is also what DB_IAM_USER must be.
+# The database logins. Cloud SQL names a service account's user by its email without ".gserviceaccount.com",
+# which is also what DB_IAM_USER must be. Both are abandoned rather than deleted on destroy: PostgreSQL refuses
+# to drop a role that owns objects or holds privileges, so deleting them would stop a teardown halfway (the
+# instance's own deletion removes them with everything else).
+#
+# runtime: data only. It owns nothing; migration 0003 grants it DML on the migrator's tables and sets the
+# migrator's default privileges so that later tables are granted too.
 resource "google_sql_user" "runtime" {
-  name     = trimsuffix(google_service_account.runtime.email, ".gserviceaccount.com")
-  instance = google_sql_database_instance.main.name
-  type     = "CLOUD_IAM_SERVICE_ACCOUNT"
+  name            = trimsuffix(google_service_account.runtime.email, ".gserviceaccount.com")
+  instance        = google_sql_database_instance.main.name
+  type            = "CLOUD_IAM_SERVICE_ACCOUNT"
+  deletion_policy = "ABANDON"
+}
+
+# migrator: creates and therefore owns every table, and the pgAudit extension. It needs Cloud SQL's
+# cloudsqlsuperuser database role for both (CREATE in schema public, CREATE EXTENSION); this provider version
+# cannot assign database roles, so docs/operations.md gives the one gcloud command that does.
+resource "google_sql_user" "migrator" {
+  name            = trimsuffix(google_service_account.migrator.email, ".gserviceaccount.com")
+  instance        = google_sql_database_instance.main.name
+  type            = "CLOUD_IAM_SERVICE_ACCOUNT"
+  deletion_policy = "ABANDON"
 }

@@ -179,8 +179,19 @@ variable "package_dir" {
 
 variable "operator_members" {
   type        = list(string)
-  description = "Principals (e.g. group:ops@clinica.com) that may impersonate the runtime account to run migrations."
+  description = "Principals (e.g. group:ops@clinica.com) that may impersonate the migrator account to run migrations and mint API keys."
   default     = []
+}
+
+variable "iam_propagation_seconds" {
+  type        = number
+  description = "Seconds the functions wait after the build and runtime accounts' grants change (IAM is eventually consistent)."
+  default     = 120
+
+  validation {
+    condition     = var.iam_propagation_seconds >= 0 && var.iam_propagation_seconds <= 900
+    error_message = "iam_propagation_seconds must be between 0 and 900."
+  }
 }
 
 variable "secret_env" {

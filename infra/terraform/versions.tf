@@ -13,6 +13,11 @@ terraform {
       source  = "hashicorp/google-beta"
       version = "~> 6.14"
     }
+    # time_sleep: IAM grants are eventually consistent, so the functions wait for them (iam.tf).
+    time = {
+      source  = "hashicorp/time"
+      version = "~> 0.12"
+    }
   }
 }
 

@@ -17,18 +17,17 @@ import json
 import logging
 import re
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
+from shared.domain.schedule import TARGETS, Task  # noqa: F401  (the work this adapter enqueues)
+
 log = logging.getLogger(__name__)
 
-TARGETS = ("check_status", "sync_recordings")
 # Cloud Tasks' own limit is 720 h; the margin absorbs clock skew between this instance and Google.
 MAX_SCHEDULE_AHEAD = timedelta(hours=719)
 ENQUEUE_TIMEOUT_SECONDS = 5.0
 
-_TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,500}")
 _QUEUE_PATH = re.compile(r"projects/[A-Za-z0-9:.-]+/locations/[A-Za-z0-9-]+/queues/[A-Za-z0-9-]{1,100}")
 _EMAIL = re.compile(r"[^\s@'\"<>()]+@[^\s@'\"<>()]+")
 _URL_SETTINGS = {"check_status": "check_status_url", "sync_recordings": "sync_recordings_url"}
@@ -42,41 +41,6 @@ class TaskTooFarAhead(TaskEnqueueError):
     """The task's run time is beyond what Cloud Tasks accepts; the sweep enqueues it later."""
 
 
-@dataclass(frozen=True)
-class Task:
-    """One unit of background work for one meeting, due at `run_at`."""
-
-    target: str
-    meeting_id: str
-    schedule_version: int
-    run_at: datetime
-    purpose: str
-    attempt: int = 0
-
-    def __post_init__(self) -> None:
-        if self.target not in TARGETS:
-            raise ValueError(f"unknown task target {self.target!r}")
-        if self.run_at.tzinfo is None or self.run_at.utcoffset() is None:
-            raise ValueError("run_at must be timezone-aware")
-        if self.schedule_version < 0 or self.attempt < 0:
-            raise ValueError("schedule_version and attempt must not be negative")
-        if not _TASK_ID.fullmatch(self.name):
-            raise ValueError(f"invalid task name {self.name!r}")
-
-    @property
-    def name(self) -> str:
-        """The deterministic Cloud Tasks id of this work."""
-        name = f"{self.target}-{self.meeting_id}-v{self.schedule_version}-{self.purpose}"
-        return f"{name}-a{self.attempt}" if self.attempt > 0 else name
-
-    def body(self) -> dict[str, Any]:
-        """The JSON body the target receives."""
-        return {
-            "meeting_id": self.meeting_id,
-            "schedule_version": self.schedule_version,
-            "purpose": self.purpose,
-            "attempt": self.attempt,
-        }
 
 
 class TaskQueue(Protocol):
@@ -100,7 +64,7 @@ class CloudTasksQueue:
         self.queue_path = queue_path
         self._settings = settings
         self._timeout = timeout
-        self._client = None
+        self._client: Any = None
         self._lock = threading.Lock()
 
     def _tasks_client(self):

@@ -1,10 +1,14 @@
-"""The operational ledger in Firestore: task-delivery dedupe, job-run records and sweep leases.
+"""Firestore, the operational store: the job ledger (task-delivery dedupe, job runs, sweep leases) and the
+idempotency store (Idempotency-Key answers kept 24 h).
 
-PostgreSQL stays the system of record; the ledger only keeps background work from running twice
-and says what ran. When Firestore is off or failing the ledger degrades permissively, because every
-handler is idempotent anyway, and logs a WARNING so the degradation is visible.
+PostgreSQL stays the system of record; Firestore only keeps work from running twice and says what ran.
+When Firestore is off or failing, both degrade permissively (every handler is idempotent anyway) and log a
+WARNING so the degradation is visible.
 
-Firestore setup the ledger expects in the cloud:
+Claims are optimistic writes with preconditions (create-if-absent, or update-if-unchanged since read), so
+every call carries the store's own timeout and retry: an outage costs one bounded wait, never a minute.
+
+Firestore setup expected in the cloud:
   - TTL policies on field `expires_at` of `task_deliveries`, `job_runs`, `leases` and `idempotency`;
   - a composite index on `job_runs` (kind ascending, started_at descending) for `recent_jobs(kind)`.
 """
@@ -17,7 +21,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -30,7 +34,6 @@ JOB_RUNS = "job_runs"
 LEASES = "leases"
 IDEMPOTENCY = "idempotency"
 IDEMPOTENCY_RETENTION = timedelta(hours=24)
-
 DELIVERY_RETENTION = timedelta(days=7)
 JOB_RUN_RETENTION = timedelta(days=30)
 # A lease document outlives its lease by a day so ops can still see who held it last.
@@ -50,53 +53,24 @@ def _utc_now() -> datetime:
 
 
 class Delivery(str, Enum):
-    """What `begin_delivery` tells a task handler to do."""
+    """What a claim found: NEW (the caller does the work), DONE (already done), RUNNING (someone else is on it)."""
 
-    NEW = "new"  # this caller owns the delivery and does the work
-    DONE = "done"  # already done: answer 200 and do nothing
-    RUNNING = "running"  # another delivery works on it now: answer 409 so Cloud Tasks retries later
+    NEW = "new"
+    DONE = "done"
+    RUNNING = "running"
 
 
 @dataclass(frozen=True)
 class Claim:
-    """What `begin_request` found for an Idempotency-Key: NEW (go ahead), RUNNING, or DONE with the stored answer."""
+    """What `IdempotencyStore.begin` found for a key: NEW (go ahead), RUNNING, or DONE with the stored answer."""
 
-    state: Delivery
+    state: str  # a Delivery value
     fingerprint: str | None = None
     response: dict | None = None
 
 
-@runtime_checkable
-class Ledger(Protocol):
-    """Dedupe, job records and leases for background work."""
-
-    def begin_delivery(self, key: str, *, lease: timedelta = timedelta(minutes=10)) -> Delivery: ...
-
-    def finish_delivery(self, key: str, *, outcome: dict) -> None: ...
-
-    def abort_delivery(self, key: str) -> None: ...
-
-    def start_job(self, kind: str, *, meeting_id: str | None = None, trigger: str) -> str: ...
-
-    def end_job(self, run_id: str, *, outcome: str, counts: dict[str, int] | None = None,
-                error: str | None = None) -> None: ...
-
-    def acquire_lease(self, name: str, holder: str, *, ttl: timedelta) -> bool: ...
-
-    def release_lease(self, name: str, holder: str) -> None: ...
-
-    def recent_jobs(self, kind: str | None = None, limit: int = 20) -> list[dict]: ...
-
-    def begin_request(self, key: str, *, fingerprint: str, lease: timedelta = timedelta(minutes=2)) -> Claim: ...
-        # Idempotency-Key: NEW (do it), DONE (replay `response` if `fingerprint` matches), RUNNING (in flight)
-
-    def finish_request(self, key: str, *, fingerprint: str, response: dict) -> None: ...  # kept 24 h
-
-    def abort_request(self, key: str) -> None: ...
-
-
 def delivery_doc_id(key: str) -> str:
-    """The document id of a delivery key: keys may hold '/' or exceed Firestore's id rules."""
+    """The document id of a key: keys may hold '/' or exceed Firestore's id rules."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -122,9 +96,38 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _new_run_id() -> str:
-    return uuid.uuid4().hex
+def _live(data: dict, now: datetime, field: str = "lease_until") -> bool:
+    until = data.get(field)
+    return until is not None and _aware(until) > now
 
+
+# --- the protocols the product speaks -------------------------------------------------------------------------
+
+@runtime_checkable
+class Ledger(Protocol):
+    """Dedupe, job records and leases for background work."""
+
+    def begin_delivery(self, key: str, *, lease: timedelta = timedelta(minutes=10)) -> Delivery: ...
+    def finish_delivery(self, key: str, *, outcome: dict) -> None: ...
+    def abort_delivery(self, key: str) -> None: ...
+    def start_job(self, kind: str, *, meeting_id: str | None = None, trigger: str) -> str: ...
+    def end_job(self, run_id: str, *, outcome: str, counts: dict[str, int] | None = None,
+                error: str | None = None) -> None: ...
+    def acquire_lease(self, name: str, holder: str, *, ttl: timedelta) -> bool: ...
+    def release_lease(self, name: str, holder: str) -> None: ...
+    def recent_jobs(self, kind: str | None = None, limit: int = 20) -> list[dict]: ...
+
+
+@runtime_checkable
+class IdempotencyStore(Protocol):
+    """Idempotency-Key answers: NEW (run it), DONE (replay `response` if `fingerprint` matches), RUNNING."""
+
+    def begin(self, key: str, *, fingerprint: str, lease: timedelta = timedelta(minutes=2)) -> Claim: ...
+    def finish(self, key: str, *, fingerprint: str, response: dict) -> None: ...  # kept 24 h
+    def abort(self, key: str) -> None: ...
+
+
+# --- Firestore off ----------------------------------------------------------------------------------------------
 
 class NullLedger:
     """The ledger with Firestore off: every delivery is new, every lease granted, job records only logged."""
@@ -139,7 +142,7 @@ class NullLedger:
         return None
 
     def start_job(self, kind: str, *, meeting_id: str | None = None, trigger: str) -> str:
-        run_id = _new_run_id()
+        run_id = uuid.uuid4().hex
         log.info("job %s started (trigger %s, run %s)", kind, trigger, run_id,
                  extra={"operation": kind, **({"meeting_id": meeting_id} if meeting_id else {})})
         return run_id
@@ -162,30 +165,32 @@ class NullLedger:
     def recent_jobs(self, kind: str | None = None, limit: int = 20) -> list[dict]:
         return []
 
-    def begin_request(self, key: str, *, fingerprint: str, lease: timedelta = timedelta(minutes=2)) -> Claim:
-        return Claim(Delivery.NEW)
 
-    def finish_request(self, key: str, *, fingerprint: str, response: dict) -> None:
+class NullIdempotencyStore:
+    """Idempotency-Key with Firestore off: every request runs (the reference still dedupes creates)."""
+
+    def begin(self, key: str, *, fingerprint: str, lease: timedelta = timedelta(minutes=2)) -> Claim:
+        return Claim(Delivery.NEW.value)
+
+    def finish(self, key: str, *, fingerprint: str, response: dict) -> None:
         return None
 
-    def abort_request(self, key: str) -> None:
+    def abort(self, key: str) -> None:
         return None
 
 
-class FirestoreLedger:
-    """The ledger on a Firestore database; the client is built on first use so cold starts stay light."""
+# --- Firestore --------------------------------------------------------------------------------------------------
 
-    def __init__(
-        self,
-        client: Any = None,
-        *,
-        project: str | None = None,
-        database: str | None = None,
-        clock: Callable[[], datetime] = _utc_now,
-        timeout: float = 5.0,
-        retry_budget: float = 2.0,
-        max_attempts: int = 5,
-    ):
+class _Lost(Exception):
+    """A concurrent writer changed the document between our read and our write."""
+
+
+class _Documents:
+    """The Firestore client, built on first use, and the one claim primitive both stores use."""
+
+    def __init__(self, client: Any = None, *, project: str | None = None, database: str | None = None,
+                 clock: Callable[[], datetime] = _utc_now, timeout: float = 5.0, retry_budget: float = 2.0,
+                 max_attempts: int = 5):
         self._client = client
         self._project = project
         self._database = database
@@ -195,8 +200,6 @@ class FirestoreLedger:
         self._max_attempts = max_attempts
         self._lock = threading.Lock()
         self._call_options: dict[str, Any] | None = None
-
-    # -- plumbing ------------------------------------------------------------------------------
 
     def _now(self) -> datetime:
         return _aware(self._clock())
@@ -208,225 +211,191 @@ class FirestoreLedger:
                     from google.cloud import firestore
 
                     if self._client is None:
-                        kwargs = {"project": self._project}
+                        kwargs: dict[str, Any] = {"project": self._project}
                         if self._database:
                             kwargs["database"] = self._database
                         self._client = firestore.Client(**kwargs)
-                    retry = _bounded_retry(self._retry_budget)
-                    _bound_transaction_rpcs(self._client, retry, self._timeout)
-                    self._call_options = {"retry": retry, "timeout": self._timeout}
+                    self._call_options = {"retry": _bounded_retry(self._retry_budget), "timeout": self._timeout}
         return self._client
 
     def _opts(self) -> dict[str, Any]:
         self._db()
-        return self._call_options  # type: ignore[return-value]
+        assert self._call_options is not None
+        return self._call_options
 
-    def _run_transaction(self, body: Callable[[Any], Any]) -> Any:
+    def _ref(self, collection: str, doc_id: str):
+        return self._db().collection(collection).document(doc_id)
+
+    def _claim(self, ref, decide: Callable[[dict, datetime], tuple[Any, dict | None]]) -> Any:
+        """Read the document, let `decide(data, now)` say (answer, document to write or None), write it only
+        if nobody wrote in between; raises _Lost when a concurrent writer won every attempt."""
+        from google.api_core import exceptions
+
+        opts = self._opts()
+        for _ in range(self._max_attempts):
+            snap = ref.get(**opts)
+            data = (snap.to_dict() or {}) if snap.exists else {}
+            answer, document = decide(data, self._now())
+            if document is None:
+                return answer
+            try:
+                if snap.exists:
+                    self._replace(ref, snap, document)
+                else:
+                    ref.create(document, **opts)
+                return answer
+            except (exceptions.AlreadyExists, exceptions.FailedPrecondition):
+                continue  # someone wrote first: decide again on what they wrote
+        raise _Lost()
+
+    def _replace(self, ref, snap, document: dict) -> None:
         from google.cloud import firestore
 
-        client = self._db()
-        # A fresh wrapper per call: the decorator keeps per-run state and is not thread-safe.
-        return firestore.transactional(body)(client.transaction(max_attempts=self._max_attempts))
+        client, opts = self._db(), self._opts()
+        stale = {name: firestore.DELETE_FIELD for name in (snap.to_dict() or {}) if name not in document}
+        ref.update({**document, **stale}, option=client.write_option(last_update_time=snap.update_time), **opts)
 
-    # -- deliveries ----------------------------------------------------------------------------
+    def _delete_if(self, ref, keep: Callable[[dict], bool]) -> None:
+        """Delete the document unless `keep(data)`; a concurrent change means it is no longer ours."""
+        from google.api_core import exceptions
+
+        opts = self._opts()
+        snap = ref.get(**opts)
+        if not snap.exists or keep(snap.to_dict() or {}):
+            return
+        try:
+            ref.delete(option=self._db().write_option(last_update_time=snap.update_time), **opts)
+        except (exceptions.FailedPrecondition, exceptions.NotFound):
+            pass
+
+
+class FirestoreLedger(_Documents):
+    """The job ledger on a Firestore database."""
 
     def begin_delivery(self, key: str, *, lease: timedelta = timedelta(minutes=10)) -> Delivery:
-        client, opts = self._db(), self._opts()
-        ref = client.collection(DELIVERIES).document(delivery_doc_id(key))
-
-        def claim(transaction) -> Delivery:
-            now = self._now()
-            snap = ref.get(transaction=transaction, **opts)
-            data = (snap.to_dict() or {}) if snap.exists else {}
+        def decide(data: dict, now: datetime) -> tuple[Delivery, dict | None]:
             if data.get("state") == Delivery.DONE.value:
-                return Delivery.DONE
-            lease_until = data.get("lease_until")
-            if data.get("state") == Delivery.RUNNING.value and lease_until and _aware(lease_until) > now:
-                return Delivery.RUNNING
-            transaction.set(ref, {
-                "key": key,
-                "state": Delivery.RUNNING.value,
-                "started_at": now,
-                "lease_until": now + lease,
+                return Delivery.DONE, None
+            if data.get("state") == Delivery.RUNNING.value and _live(data, now):
+                return Delivery.RUNNING, None
+            return Delivery.NEW, {
+                "key": key, "state": Delivery.RUNNING.value, "started_at": now, "lease_until": now + lease,
                 "attempts": int(data.get("attempts", 0)) + 1,
                 # A crashed delivery never finishes; its document still expires.
                 "expires_at": now + DELIVERY_RETENTION,
-            })
-            return Delivery.NEW
+            }
 
         try:
-            return self._run_transaction(claim)
-        except ValueError as exc:
-            if _caused_by_contention(exc):
-                # Lost the race to a concurrent delivery of the same task: it is running now.
-                return Delivery.RUNNING
-            raise
+            return self._claim(self._ref(DELIVERIES, delivery_doc_id(key)), decide)
+        except _Lost:
+            return Delivery.RUNNING  # lost the race to a concurrent delivery of the same task
 
     def finish_delivery(self, key: str, *, outcome: dict) -> None:
-        client, opts = self._db(), self._opts()
         now = self._now()
-        client.collection(DELIVERIES).document(delivery_doc_id(key)).set({
-            "key": key,
-            "state": Delivery.DONE.value,
-            "outcome": dict(outcome),
-            "finished_at": now,
-            "expires_at": now + DELIVERY_RETENTION,
-        }, merge=True, **opts)
+        self._ref(DELIVERIES, delivery_doc_id(key)).set({
+            "key": key, "state": Delivery.DONE.value, "outcome": dict(outcome), "finished_at": now,
+            "expires_at": now + DELIVERY_RETENTION}, merge=True, **self._opts())
 
     def abort_delivery(self, key: str) -> None:
-        client, opts = self._db(), self._opts()
-        client.collection(DELIVERIES).document(delivery_doc_id(key)).delete(**opts)
-
-    # -- idempotency keys ------------------------------------------------------------------------
-
-    def begin_request(self, key: str, *, fingerprint: str, lease: timedelta = timedelta(minutes=2)) -> Claim:
-        client, opts = self._db(), self._opts()
-        ref = client.collection(IDEMPOTENCY).document(delivery_doc_id(key))
-
-        def claim(transaction) -> Claim:
-            now = self._now()
-            snap = ref.get(transaction=transaction, **opts)
-            data = (snap.to_dict() or {}) if snap.exists else {}
-            expires = data.get("expires_at")
-            if data and (expires is None or _aware(expires) > now):
-                if data.get("state") == Delivery.DONE.value:
-                    return Claim(Delivery.DONE, data.get("fingerprint"), data.get("response"))
-                lease_until = data.get("lease_until")
-                if lease_until and _aware(lease_until) > now:
-                    return Claim(Delivery.RUNNING, data.get("fingerprint"))
-            transaction.set(ref, {"state": Delivery.RUNNING.value, "fingerprint": fingerprint, "started_at": now,
-                                  "lease_until": now + lease, "expires_at": now + IDEMPOTENCY_RETENTION})
-            return Claim(Delivery.NEW, fingerprint)
-
-        try:
-            return self._run_transaction(claim)
-        except ValueError as exc:
-            if _caused_by_contention(exc):
-                return Claim(Delivery.RUNNING, fingerprint)
-            raise
-
-    def finish_request(self, key: str, *, fingerprint: str, response: dict) -> None:
-        client, opts = self._db(), self._opts()
-        now = self._now()
-        client.collection(IDEMPOTENCY).document(delivery_doc_id(key)).set({
-            "state": Delivery.DONE.value, "fingerprint": fingerprint, "response": response, "finished_at": now,
-            "expires_at": now + IDEMPOTENCY_RETENTION}, **opts)
-
-    def abort_request(self, key: str) -> None:
-        client, opts = self._db(), self._opts()
-        client.collection(IDEMPOTENCY).document(delivery_doc_id(key)).delete(**opts)
-
-    # -- job runs ------------------------------------------------------------------------------
+        self._ref(DELIVERIES, delivery_doc_id(key)).delete(**self._opts())
 
     def start_job(self, kind: str, *, meeting_id: str | None = None, trigger: str) -> str:
-        client, opts = self._db(), self._opts()
-        run_id = _new_run_id()
+        run_id = uuid.uuid4().hex
         now = self._now()
-        client.collection(JOB_RUNS).document(run_id).set({
-            "run_id": run_id,
-            "kind": kind,
-            "meeting_id": meeting_id,
-            "trigger": trigger,
-            "state": "running",
+        self._ref(JOB_RUNS, run_id).set({
+            "run_id": run_id, "kind": kind, "meeting_id": meeting_id, "trigger": trigger, "state": "running",
             "started_at": now,
-            # A run that never ends still expires.
-            "expires_at": now + JOB_RUN_RETENTION,
-        }, **opts)
+            "expires_at": now + JOB_RUN_RETENTION,  # a run that never ends still expires
+        }, **self._opts())
         return run_id
 
     def end_job(self, run_id: str, *, outcome: str, counts: dict[str, int] | None = None,
                 error: str | None = None) -> None:
         _check_outcome(outcome)
-        client, opts = self._db(), self._opts()
         now = self._now()
         # Merge, not update: a run whose start was not recorded (Firestore briefly down) still gets its end.
-        client.collection(JOB_RUNS).document(run_id).set({
-            "run_id": run_id,
-            "state": "ended",
-            "outcome": outcome,
+        self._ref(JOB_RUNS, run_id).set({
+            "run_id": run_id, "state": "ended", "outcome": outcome,
             "counts": {str(name): int(value) for name, value in (counts or {}).items()},
-            "error": scrub_error(error),
-            "ended_at": now,
-            "expires_at": now + JOB_RUN_RETENTION,
-        }, merge=True, **opts)
+            "error": scrub_error(error), "ended_at": now, "expires_at": now + JOB_RUN_RETENTION,
+        }, merge=True, **self._opts())
 
     def recent_jobs(self, kind: str | None = None, limit: int = 20) -> list[dict]:
         from google.cloud.firestore import FieldFilter, Query
 
-        client, opts = self._db(), self._opts()
-        query = client.collection(JOB_RUNS)
+        query = self._db().collection(JOB_RUNS)
         if kind is not None:
             query = query.where(filter=FieldFilter("kind", "==", kind))
         query = query.order_by("started_at", direction=Query.DESCENDING).limit(limit)
-        return [doc.to_dict() | {"run_id": doc.id} for doc in query.stream(**opts)]
-
-    # -- leases --------------------------------------------------------------------------------
+        return [doc.to_dict() | {"run_id": doc.id} for doc in query.stream(**self._opts())]
 
     def acquire_lease(self, name: str, holder: str, *, ttl: timedelta) -> bool:
         _check_lease_name(name)
-        client, opts = self._db(), self._opts()
-        ref = client.collection(LEASES).document(name)
 
-        def take(transaction) -> bool:
-            now = self._now()
-            snap = ref.get(transaction=transaction, **opts)
-            data = (snap.to_dict() or {}) if snap.exists else {}
-            lease_until = data.get("lease_until")
-            held_by_other = data.get("holder") not in (None, holder)
-            if held_by_other and lease_until and _aware(lease_until) > now:
-                return False
-            transaction.set(ref, {
-                "name": name,
-                "holder": holder,
-                "acquired_at": data["acquired_at"] if data.get("holder") == holder and "acquired_at" in data
-                else now,
-                "renewed_at": now,
-                "lease_until": now + ttl,
-                "expires_at": now + ttl + LEASE_RETENTION,
-            })
-            return True
+        def decide(data: dict, now: datetime) -> tuple[bool, dict | None]:
+            if data.get("holder") not in (None, holder) and _live(data, now):
+                return False, None
+            renewing = data.get("holder") == holder and "acquired_at" in data
+            return True, {"name": name, "holder": holder, "acquired_at": data["acquired_at"] if renewing else now,
+                          "renewed_at": now, "lease_until": now + ttl, "expires_at": now + ttl + LEASE_RETENTION}
 
         try:
-            return self._run_transaction(take)
-        except ValueError as exc:
-            if _caused_by_contention(exc):
-                return False
-            raise
+            return self._claim(self._ref(LEASES, name), decide)
+        except _Lost:
+            return False
 
     def release_lease(self, name: str, holder: str) -> None:
         _check_lease_name(name)
-        client, opts = self._db(), self._opts()
-        ref = client.collection(LEASES).document(name)
+        self._delete_if(self._ref(LEASES, name), keep=lambda data: data.get("holder") != holder)
 
-        def drop(transaction) -> None:
-            snap = ref.get(transaction=transaction, **opts)
-            if snap.exists and (snap.to_dict() or {}).get("holder") == holder:
-                transaction.delete(ref)
+
+class FirestoreIdempotencyStore(_Documents):
+    """Idempotency-Key answers on a Firestore database."""
+
+    def begin(self, key: str, *, fingerprint: str, lease: timedelta = timedelta(minutes=2)) -> Claim:
+        def decide(data: dict, now: datetime) -> tuple[Claim, dict | None]:
+            if data and _live(data, now, "expires_at"):
+                if data.get("state") == Delivery.DONE.value:
+                    return Claim(Delivery.DONE.value, data.get("fingerprint"), data.get("response")), None
+                if _live(data, now):
+                    return Claim(Delivery.RUNNING.value, data.get("fingerprint")), None
+            return Claim(Delivery.NEW.value, fingerprint), {
+                "state": Delivery.RUNNING.value, "fingerprint": fingerprint, "started_at": now,
+                "lease_until": now + lease, "expires_at": now + IDEMPOTENCY_RETENTION}
 
         try:
-            self._run_transaction(drop)
-        except ValueError as exc:
-            if not _caused_by_contention(exc):
-                raise
-            # Someone else wrote the lease meanwhile, so it is no longer ours to release.
+            return self._claim(self._ref(IDEMPOTENCY, delivery_doc_id(key)), decide)
+        except _Lost:
+            return Claim(Delivery.RUNNING.value, fingerprint)
+
+    def finish(self, key: str, *, fingerprint: str, response: dict) -> None:
+        now = self._now()
+        self._ref(IDEMPOTENCY, delivery_doc_id(key)).set({
+            "state": Delivery.DONE.value, "fingerprint": fingerprint, "response": response, "finished_at": now,
+            "expires_at": now + IDEMPOTENCY_RETENTION}, **self._opts())
+
+    def abort(self, key: str) -> None:
+        self._ref(IDEMPOTENCY, delivery_doc_id(key)).delete(**self._opts())
 
 
-class ResilientLedger:
-    """A Firestore ledger that, when Firestore fails, logs a WARNING and answers like NullLedger for that call.
+# --- degrading on an outage ----------------------------------------------------------------------------------------
 
-    After a failure the next calls skip Firestore for `cooldown` so an outage costs one timeout, not one per call.
+class _Resilient:
+    """Calls `inner`; when Firestore fails, logs a WARNING and answers like `fallback` for that call.
+
+    After a failure the next calls skip Firestore for `cooldown`, so an outage costs one timeout, not one per call.
     """
 
-    def __init__(self, inner: Ledger, *, cooldown: timedelta = timedelta(seconds=30)):
+    def __init__(self, inner: Any, fallback: Any, *, cooldown: timedelta = timedelta(seconds=30)):
         self._inner = inner
-        self._fallback = NullLedger()
+        self._fallback = fallback
         self._cooldown_s = cooldown.total_seconds()
         self._skip_until = 0.0
 
     def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
         if time.monotonic() < self._skip_until:
-            log.warning("ledger %s skipped: Firestore failed in the last %.0f s; proceeding without it",
-                        operation, self._cooldown_s, extra={"operation": f"ledger.{operation}"})
+            log.warning("firestore %s skipped: Firestore failed in the last %.0f s; proceeding without it",
+                        operation, self._cooldown_s, extra={"operation": f"firestore.{operation}"})
             return getattr(self._fallback, operation)(*args, **kwargs)
         try:
             return getattr(self._inner, operation)(*args, **kwargs)
@@ -435,9 +404,16 @@ class ResilientLedger:
             if cause is None:
                 raise
             self._skip_until = time.monotonic() + self._cooldown_s
-            log.warning("ledger %s failed (%s: %s); proceeding without it", operation,
-                        type(cause).__name__, _short(cause), extra={"operation": f"ledger.{operation}"})
+            log.warning("firestore %s failed (%s: %s); proceeding without it", operation,
+                        type(cause).__name__, _short(cause), extra={"operation": f"firestore.{operation}"})
             return getattr(self._fallback, operation)(*args, **kwargs)
+
+
+class ResilientLedger(_Resilient):
+    """A job ledger that degrades to NullLedger while Firestore fails."""
+
+    def __init__(self, inner: Ledger, *, cooldown: timedelta = timedelta(seconds=30)):
+        super().__init__(inner, NullLedger(), cooldown=cooldown)
 
     def begin_delivery(self, key: str, *, lease: timedelta = timedelta(minutes=10)) -> Delivery:
         return self._call("begin_delivery", key, lease=lease)
@@ -467,35 +443,57 @@ class ResilientLedger:
     def recent_jobs(self, kind: str | None = None, limit: int = 20) -> list[dict]:
         return self._call("recent_jobs", kind, limit)
 
-    def begin_request(self, key: str, *, fingerprint: str, lease: timedelta = timedelta(minutes=2)) -> Claim:
-        return self._call("begin_request", key, fingerprint=fingerprint, lease=lease)
 
-    def finish_request(self, key: str, *, fingerprint: str, response: dict) -> None:
-        self._call("finish_request", key, fingerprint=fingerprint, response=response)
+class ResilientIdempotencyStore(_Resilient):
+    """An idempotency store that degrades to running every request while Firestore fails."""
 
-    def abort_request(self, key: str) -> None:
-        self._call("abort_request", key)
+    def __init__(self, inner: IdempotencyStore, *, cooldown: timedelta = timedelta(seconds=30)):
+        super().__init__(inner, NullIdempotencyStore(), cooldown=cooldown)
+
+    def begin(self, key: str, *, fingerprint: str, lease: timedelta = timedelta(minutes=2)) -> Claim:
+        return self._call("begin", key, fingerprint=fingerprint, lease=lease)
+
+    def finish(self, key: str, *, fingerprint: str, response: dict) -> None:
+        self._call("finish", key, fingerprint=fingerprint, response=response)
+
+    def abort(self, key: str) -> None:
+        self._call("abort", key)
 
 
-def build_ledger(settings: Any, *, clock: Callable[[], datetime] = _utc_now) -> Ledger:
-    """The instance's ledger: Firestore when FIRESTORE_DATABASE is set, otherwise the permissive NullLedger."""
-    global _unconfigured_warned
-
-    database = getattr(settings, "firestore_database", None)
-    if not database:
-        if not _unconfigured_warned:
-            _unconfigured_warned = True
-            log.warning("Firestore ledger not configured (FIRESTORE_DATABASE unset): task deliveries are not "
-                        "deduplicated, sweep leases are always granted and job runs are only logged")
-        return NullLedger()
+def _project(settings: Any) -> str | None:
     project = getattr(settings, "gcp_project", None)
     if not project and os.environ.get("FIRESTORE_EMULATOR_HOST"):
         project = "local-dev"
-    return ResilientLedger(FirestoreLedger(project=project, database=database, clock=clock))
+    return project
 
 
-# -- Firestore client tuning and error classification --------------------------------------------
+def _warn_unconfigured() -> None:
+    global _unconfigured_warned
+    if not _unconfigured_warned:
+        _unconfigured_warned = True
+        log.warning("Firestore not configured (FIRESTORE_DATABASE unset): task deliveries are not deduplicated, "
+                    "sweep leases are always granted, job runs are only logged and Idempotency-Key is not replayed")
 
+
+def build_ledger(settings: Any, *, clock: Callable[[], datetime] = _utc_now) -> Ledger:
+    """The instance's job ledger: Firestore when FIRESTORE_DATABASE is set, otherwise the permissive NullLedger."""
+    database = getattr(settings, "firestore_database", None)
+    if not database:
+        _warn_unconfigured()
+        return NullLedger()
+    return ResilientLedger(FirestoreLedger(project=_project(settings), database=database, clock=clock))
+
+
+def build_idempotency_store(settings: Any) -> IdempotencyStore:
+    """The instance's Idempotency-Key store: Firestore when FIRESTORE_DATABASE is set, otherwise none."""
+    database = getattr(settings, "firestore_database", None)
+    if not database:
+        _warn_unconfigured()
+        return NullIdempotencyStore()
+    return ResilientIdempotencyStore(FirestoreIdempotencyStore(project=_project(settings), database=database))
+
+
+# --- error classification ------------------------------------------------------------------------------------------
 
 def _bounded_retry(budget: float):
     """Retry transient unavailability for at most budget seconds; the per-call timeout caps each call too."""
@@ -507,42 +505,13 @@ def _bounded_retry(budget: float):
     )
 
 
-def _bound_transaction_rpcs(client: Any, retry: Any, timeout: float) -> None:
-    """Give BeginTransaction, Commit and Rollback the ledger's timeout and retry.
-
-    The transaction helpers call those RPCs without per-call options, so they would use the library
-    defaults (retries for up to 60 s) and a Firestore outage would stall the request for a minute.
-    """
-    try:
-        from google.api_core import gapic_v1
-
-        transport = client._firestore_api._transport
-        for name in ("begin_transaction", "commit", "rollback"):
-            rpc = getattr(transport, name)
-            if rpc not in transport._wrapped_methods:
-                raise AttributeError(name)
-            transport._wrapped_methods[rpc] = gapic_v1.method.wrap_method(
-                rpc, default_retry=retry, default_timeout=timeout, client_info=client._client_info,
-            )
-    except AttributeError:
-        log.warning("could not bound Firestore transaction timeouts (client library changed); "
-                    "an outage may stall ledger transactions up to a minute")
-
-
-def _chain(exc: BaseException):
+def _chain(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
-
-
-def _caused_by_contention(exc: BaseException) -> bool:
-    """True when a transaction gave up after repeated aborts, i.e. a concurrent writer won."""
-    from google.api_core import exceptions
-
-    return any(isinstance(e, exceptions.Aborted) for e in _chain(exc))
 
 
 def _outage_cause(exc: BaseException) -> BaseException | None:

@@ -1,4 +1,5 @@
-"""Google Workspace: the only module that knows Google's APIs (Calendar v3 here; Meet, Drive, People alongside)."""
+"""Google Workspace: the only module that knows Google's APIs and their wire formats (Calendar v3, Meet v2, Drive v3,
+People and the Directory). The use cases speak shared.domain types; `MeetingCalendar` and `MeetRooms` translate."""
 from __future__ import annotations
 
 import json
@@ -8,9 +9,10 @@ import re
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 import httplib2
 from google.auth.exceptions import RefreshError, TransportError
@@ -19,6 +21,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from shared.domain.errors import CancelledEventExists, IdentityRefused, NotFound, Unavailable, UpstreamFailed
+from shared.domain.meeting import Artifact, CalendarEvent, Conference, ConferenceRecord, Joiner, Meeting, MeetSnapshot
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,32 +44,6 @@ _MEET_CODE = re.compile(r"([a-z]{3}-[a-z]{4}-[a-z]{3})")
 # retries cover only the first two, so the other two get the same backoff here.
 _RATE_LIMITED = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"})
 _RETRIED_BY_CLIENT = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
-
-
-@dataclass(frozen=True)
-class Conference:
-    """The Meet conference of a Calendar event, as far as Calendar knows it."""
-
-    status: str | None  # pending | success | failure | None (no conference requested)
-    link: str | None
-    code: str | None
-
-
-def conference_of(event: dict[str, Any]) -> Conference:
-    """Read status, Meet link and meeting code from a Calendar event resource."""
-    data = event.get("conferenceData") or {}
-    status = ((data.get("createRequest") or {}).get("status") or {}).get("statusCode")
-    link = event.get("hangoutLink")
-    if not link:
-        link = next((p.get("uri") for p in data.get("entryPoints", []) if p.get("entryPointType") == "video"), None)
-    if link and status is None:
-        status = "success"
-    code = data.get("conferenceId")
-    if not code and link:
-        found = _MEET_CODE.search(link)
-        code = found.group(1) if found else None
-    return Conference(status=status, link=link if status == "success" else None,
-                      code=code if status == "success" else None)
 
 
 class GoogleApis:
@@ -107,7 +84,8 @@ class GoogleApis:
             cache = self._local.services = {}
         key = (api, version, subject)
         if key not in cache:
-            http = AuthorizedHttp(self._creds(subject), http=httplib2.Http(timeout=self._settings.google_timeout_seconds))
+            transport = httplib2.Http(timeout=self._settings.google_timeout_seconds)
+            http = AuthorizedHttp(self._creds(subject), http=transport)
             root = self._settings.google_api_root
             options = {"api_endpoint": root + _SERVICE_PATHS.get(api, "")} if root else None
             cache[key] = build(api, version, http=http, static_discovery=True, cache_discovery=False,
@@ -337,3 +315,179 @@ class Drive:
             return self._apis.execute(request, what="drive.files.get")
         except NotFound:
             return None
+
+
+# --- the ports the use cases speak: Meeting in, domain values out ---------------------------------------------
+
+FINAL_STATE = "FILE_GENERATED"
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _event_time(value: datetime, zone_name: str) -> dict[str, str]:
+    return {"dateTime": value.astimezone(ZoneInfo(zone_name)).isoformat(), "timeZone": zone_name}
+
+
+def _attendees(meeting: Meeting) -> list[dict[str, Any]]:
+    return [{"email": p.email, **({"organizer": True} if p.role == "organizer" else {})} for p in meeting.attendees]
+
+
+def event_body(meeting: Meeting) -> dict[str, Any]:
+    """The Calendar event of a meeting: a Meet conference request, organizer and invitees as attendees."""
+    event_id = meeting.event_id
+    return {
+        "id": event_id,
+        "summary": meeting.title,
+        "description": meeting.description or "",
+        "start": _event_time(meeting.scheduled_start, meeting.time_zone),
+        "end": _event_time(meeting.scheduled_end, meeting.time_zone),
+        "attendees": _attendees(meeting),
+        "guestsCanInviteOthers": False,
+        "conferenceData": {
+            "createRequest": {"requestId": event_id, "conferenceSolutionKey": {"type": "hangoutsMeet"}}
+        },
+        "extendedProperties": {"private": {"meetingId": meeting.id}},
+    }
+
+
+def event_patch(meeting: Meeting, parts: frozenset[str]) -> dict[str, Any]:
+    """The Calendar patch that brings the event in line with `meeting` for the changed `parts`."""
+    patch: dict[str, Any] = {}
+    if "times" in parts:
+        patch.update(start=_event_time(meeting.scheduled_start, meeting.time_zone),
+                     end=_event_time(meeting.scheduled_end, meeting.time_zone))
+    if "title" in parts:
+        patch["summary"] = meeting.title
+    if "description" in parts:
+        patch["description"] = meeting.description or ""
+    if "attendees" in parts:
+        patch["attendees"] = _attendees(meeting)
+    return patch
+
+
+def conference_of(event: dict[str, Any]) -> Conference:
+    """Read status, Meet link and meeting code from a Calendar event resource."""
+    data = event.get("conferenceData") or {}
+    status = ((data.get("createRequest") or {}).get("status") or {}).get("statusCode")
+    link = event.get("hangoutLink")
+    if not link:
+        link = next((p.get("uri") for p in data.get("entryPoints", []) if p.get("entryPointType") == "video"), None)
+    if link and status is None:
+        status = "success"
+    code = data.get("conferenceId")
+    if not code and link:
+        found = _MEET_CODE.search(link)
+        code = found.group(1) if found else None
+    return Conference(status=status, link=link if status == "success" else None,
+                      code=code if status == "success" else None)
+
+
+def calendar_event(event: dict[str, Any]) -> CalendarEvent:
+    return CalendarEvent(id=event.get("id", ""), cancelled=event.get("status") == "cancelled",
+                         start=_parse((event.get("start") or {}).get("dateTime")),
+                         end=_parse((event.get("end") or {}).get("dateTime")), conference=conference_of(event))
+
+
+class MeetingCalendar:
+    """The Calendar port of the use cases: a meeting's event on its calendar owner's primary calendar."""
+
+    def __init__(self, calendar):
+        self._calendar = calendar  # Calendar, or a test double with the same four methods
+
+    def insert_event(self, meeting: Meeting) -> CalendarEvent:
+        """Insert the meeting's event under its derived id; a live event already there under that id is returned, a
+        cancelled one is CancelledEventExists."""
+        return calendar_event(self._calendar.insert_event(meeting.calendar_owner, event_body(meeting)))
+
+    def get_event(self, meeting: Meeting) -> CalendarEvent | None:
+        event = self._calendar.get_event(meeting.calendar_owner, meeting.event_id)
+        return calendar_event(event) if event is not None else None
+
+    def patch_event(self, meeting: Meeting, parts: frozenset[str]) -> None:
+        """Bring the event's `parts` (times, title, description, attendees) in line, notifying the attendees."""
+        self._calendar.patch_event(meeting.calendar_owner, meeting.event_id, event_patch(meeting, parts))
+
+    def delete_event(self, meeting: Meeting) -> bool:
+        """Cancel the event, notifying the attendees; False when it was already gone."""
+        return self._calendar.delete_event(meeting.calendar_owner, meeting.event_id)
+
+
+class MeetRooms:
+    """The Meet port of the use cases: what happened in a meeting's room, as domain values."""
+
+    def __init__(self, meet, directory=None, drive=None):
+        self._meet, self._directory, self._drive = meet, directory, drive
+
+    def live(self, meeting: Meeting, code: str) -> bool:
+        """Whether a conference is live in the room now."""
+        space = self._meet.space(meeting.calendar_owner, code)
+        return bool(space and space.get("activeConference"))
+
+    def records(self, meeting: Meeting, code: str) -> list[ConferenceRecord]:
+        return [ConferenceRecord(name=r["name"], start=_parse(r.get("startTime")), end=_parse(r.get("endTime")))
+                for r in self._meet.conference_records(meeting.calendar_owner, code)]
+
+    def snapshot(self, meeting: Meeting, *, now: datetime) -> MeetSnapshot:
+        """Every conference record of the room with its joiners, their sessions, recordings and transcripts."""
+        owner, code, meet = meeting.calendar_owner, meeting.meeting_code or "", self._meet
+        records = meet.conference_records(owner, code)
+        joiners: dict[str, Joiner] = {}
+        recordings: list[Artifact] = []
+        transcripts: list[Artifact] = []
+        emails: dict[str, str | None] = {}
+        for record in records:
+            record_end = _parse(record.get("endTime")) or now
+            for participant in meet.participants(owner, record["name"]):
+                found = self._identify(participant, owner=owner, emails=emails)
+                joiner = joiners.setdefault(found.key, found)
+                for session in meet.sessions(owner, participant["name"]):
+                    start = _parse(session.get("startTime"))
+                    if start is not None:
+                        joiner.intervals.append((start, _parse(session.get("endTime")) or record_end))
+            recordings += [self._recording(r, owner=owner) for r in meet.recordings(owner, record["name"])]
+            transcripts += [_transcript(t) for t in meet.transcripts(owner, record["name"])]
+        return MeetSnapshot(
+            records=tuple(ConferenceRecord(name=r["name"], start=_parse(r.get("startTime")),
+                                           end=_parse(r.get("endTime"))) for r in records),
+            joiners=tuple(joiners.values()), recordings=tuple(recordings), transcripts=tuple(transcripts))
+
+    def _identify(self, participant: dict[str, Any], *, owner, emails: dict) -> Joiner:
+        """Signed-in users by email when Google reveals it, everyone else by Meet's own identity."""
+        if "signedinUser" in participant:
+            user = participant["signedinUser"].get("user", "")
+            if user not in emails:
+                emails[user] = self._directory.email_of(owner, user) if user else None
+            email = emails[user]
+            name = participant["signedinUser"].get("displayName")
+            return Joiner(key=f"email:{email.lower()}" if email else f"meet:{user}", display_name=name, email=email)
+        kind = "anonymousUser" if "anonymousUser" in participant else "phoneUser"
+        name = (participant.get(kind) or {}).get("displayName")
+        return Joiner(key=f"meet:{participant['name']}", display_name=name, email=None)
+
+    def _recording(self, recording: dict[str, Any], *, owner) -> Artifact:
+        state = recording.get("state", "STATE_UNSPECIFIED")
+        destination = recording.get("driveDestination") or {}
+        if state != FINAL_STATE or not destination.get("file"):
+            return Artifact(meet_name=recording["name"], state=state, complete=False)
+        file_id, url = destination["file"], destination.get("exportUri")
+        metadata = self._drive.file(owner, file_id)
+        if not metadata:
+            return Artifact(meet_name=recording["name"], state=state, complete=False, file_id=file_id, file_url=url)
+        millis = (metadata.get("videoMediaMetadata") or {}).get("durationMillis")
+        return Artifact(
+            meet_name=recording["name"], state=state, file_id=file_id, file_url=url or metadata.get("webViewLink"),
+            available_at=_parse(metadata.get("createdTime")) or _parse(recording.get("endTime")),
+            duration_seconds=int(round(int(millis) / 1000)) if millis is not None else None,
+            # Drive's metadata lags the file: complete once the duration is known.
+            complete=millis is not None)
+
+
+def _transcript(transcript: dict[str, Any]) -> Artifact:
+    state = transcript.get("state", "STATE_UNSPECIFIED")
+    destination = transcript.get("docsDestination") or {}
+    final = state == FINAL_STATE and bool(destination.get("document"))
+    return Artifact(meet_name=transcript["name"], state=state, complete=final,
+                    file_id=destination.get("document") if final else None,
+                    file_url=destination.get("exportUri") if final else None)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from shared.domain.errors import Conflict
-from shared.web.models import Status
+from shared.domain.meeting import Status
 
 S = Status
 
@@ -19,6 +19,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 FINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 # A meeting whose Calendar event exists and that a caller may still change.
 LIVE = frozenset({S.CREATED, S.SCHEDULED, S.IN_PROGRESS})
+# What the status check still looks at: live meetings, and creations a crash or an outage left half-done.
+DUE_FOR_CHECK = LIVE | {S.PENDING}
 
 
 def can_move(current: Status | str, target: Status | str) -> bool:

@@ -1,14 +1,13 @@
 """When background work on a meeting is due: the status checks and recording syncs that follow a meeting."""
 from __future__ import annotations
 
-import logging
+import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.web.models import Status
+from shared.domain.meeting import Meeting, Status
 from shared.settings import Settings
-
-log = logging.getLogger(__name__)
 
 PENDING_RECHECK = timedelta(minutes=2)
 IDLE_RECHECK = timedelta(hours=6)
@@ -37,34 +36,53 @@ def first_sync(end: datetime, settings: Settings) -> datetime:
     return end + timedelta(minutes=settings.recording_sync_delay_minutes)
 
 
-def followup_tasks(meeting: dict[str, Any], settings: Settings) -> list:
-    """The Cloud Tasks that follow a meeting's current schedule; their names carry the schedule version."""
-    from shared.adapters.cloud_tasks import Task
+TARGETS = ("check_status", "sync_recordings")
+_TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,500}")
 
-    end, version = meeting["scheduled_end"], meeting["schedule_version"]
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of background work for one meeting, due at `run_at`."""
+
+    target: str
+    meeting_id: str
+    schedule_version: int
+    run_at: datetime
+    purpose: str
+    attempt: int = 0
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"unknown task target {self.target!r}")
+        if self.run_at.tzinfo is None or self.run_at.utcoffset() is None:
+            raise ValueError("run_at must be timezone-aware")
+        if self.schedule_version < 0 or self.attempt < 0:
+            raise ValueError("schedule_version and attempt must not be negative")
+        if not _TASK_ID.fullmatch(self.name):
+            raise ValueError(f"invalid task name {self.name!r}")
+
+    @property
+    def name(self) -> str:
+        """The deterministic Cloud Tasks id of this work."""
+        name = f"{self.target}-{self.meeting_id}-v{self.schedule_version}-{self.purpose}"
+        return f"{name}-a{self.attempt}" if self.attempt > 0 else name
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body the target receives."""
+        return {
+            "meeting_id": self.meeting_id,
+            "schedule_version": self.schedule_version,
+            "purpose": self.purpose,
+            "attempt": self.attempt,
+        }
+
+
+def followup_tasks(meeting: Meeting, settings: Settings) -> list[Task]:
+    """The tasks that follow a meeting's current schedule; their names carry the schedule version."""
+    end, version = meeting.scheduled_end, meeting.schedule_version
     grace = timedelta(minutes=settings.grace_period_minutes)
     return [
-        Task("check_status", meeting["id"], version, end + timedelta(minutes=settings.status_check_delay_minutes), "end"),
-        Task("check_status", meeting["id"], version, end + grace + timedelta(minutes=1), "final"),
-        Task("sync_recordings", meeting["id"], version, first_sync(end, settings), "sync"),
+        Task("check_status", meeting.id, version, end + timedelta(minutes=settings.status_check_delay_minutes), "end"),
+        Task("check_status", meeting.id, version, end + grace + timedelta(minutes=1), "final"),
+        Task("sync_recordings", meeting.id, version, first_sync(end, settings), "sync"),
     ]
-
-
-def enqueue_followups(meeting: dict[str, Any], *, tasks, settings: Settings) -> int:
-    """Enqueue the follow-up tasks; a Cloud Tasks outage is logged and left to the sweeps. Returns how many."""
-    if not settings.tasks_queue:
-        return 0
-    from shared.adapters.cloud_tasks import TaskEnqueueError, TaskTooFarAhead
-
-    enqueued = 0
-    for task in followup_tasks(meeting, settings):
-        try:
-            enqueued += bool(tasks.enqueue(task))
-        except TaskTooFarAhead:
-            # Cloud Tasks takes at most 30 days ahead; the sweeps reach such meetings through their due columns.
-            log.info("%s is too far ahead for a task; left to the sweep", task.purpose,
-                     extra={"meeting_id": meeting["id"]})
-        except TaskEnqueueError:
-            log.warning("could not enqueue %s; the sweep will catch up", task.purpose,
-                        extra={"meeting_id": meeting["id"]})
-    return enqueued

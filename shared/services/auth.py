@@ -1,33 +1,21 @@
 """API keys: minted once, stored as SHA-256 hashes, resolved to the client that owns them."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from shared.adapters.postgres import keys
 from shared.domain.errors import Unauthenticated
+from shared.domain.principal import INVOKER, ROLES, Principal
 
 if TYPE_CHECKING:  # pg8000 loads with the first query, not with the module
     from shared.adapters.postgres.db import Database
 
 KEY_PREFIX = "mk_"
-ROLES = ("service", "admin")
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the API client behind the key."""
-
-    client_id: str
-    name: str
-    role: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
 
 
 def hash_key(key: str) -> bytes:
@@ -41,16 +29,7 @@ def mint_key(db: Database, *, name: str, role: str) -> str:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     with db.transaction() as cur:
-        cur.execute(
-            "INSERT INTO api_clients (id, name, role) VALUES (:id, :name, :role)"
-            " ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role RETURNING id",
-            {"id": str(uuid.uuid4()), "name": name, "role": role},
-        )
-        client_id = cur.fetchone()[0]
-        cur.execute(
-            "INSERT INTO api_keys (id, client_id, key_hash, display_hint) VALUES (:id, :client, :hash, :hint)",
-            {"id": str(uuid.uuid4()), "client": client_id, "hash": hash_key(key), "hint": key[:10]},
-        )
+        keys.add_key(cur, name=name, role=role, key_hash=hash_key(key), hint=key[:10])
     return key
 
 
@@ -63,18 +42,12 @@ def authenticate(db: Database, authorization: str | None) -> Principal:
     if not token.startswith(KEY_PREFIX) or len(token) > 200:
         raise Unauthenticated("The API key is not valid.")
     with db.transaction() as cur:
-        cur.execute(
-            "SELECT c.id, c.name, c.role FROM api_keys k JOIN api_clients c ON c.id = k.client_id"
-            " WHERE k.key_hash = :hash AND k.revoked_at IS NULL",
-            {"hash": hash_key(token)},
-        )
-        row = cur.fetchone()
-    if row is None:
+        principal = keys.principal_for(cur, hash_key(token))
+    if principal is None:
         raise Unauthenticated("The API key is not valid.")
-    return Principal(client_id=str(row[0]), name=row[1], role=row[2])
+    return principal
 
 
-INVOKER = Principal(client_id="internal", name="task-invoker", role="invoker")
 _ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 
 
@@ -141,12 +114,7 @@ def _certs_request():
 def list_keys(db: Database) -> list[dict]:
     """Every key with its client, newest first; only the display hint of a key is known."""
     with db.transaction() as cur:
-        cur.execute(
-            "SELECT k.id, c.name, c.role, k.display_hint, k.created_at, k.revoked_at FROM api_keys k"
-            " JOIN api_clients c ON c.id = k.client_id ORDER BY k.created_at DESC"
-        )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+        return keys.list_keys(cur)
 
 
 def revoke_key(db: Database, key_id: str) -> bool:
@@ -156,6 +124,4 @@ def revoke_key(db: Database, key_id: str) -> bool:
     except ValueError:
         return False
     with db.transaction() as cur:
-        cur.execute("UPDATE api_keys SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL RETURNING id",
-                    {"id": key_id})
-        return cur.fetchone() is not None
+        return keys.revoke(cur, key_id)

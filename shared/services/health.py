@@ -1,10 +1,9 @@
 """Health: the instance answers and its database does too."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import logging
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from shared.adapters.postgres import repository as repo
 from shared.domain.errors import Unavailable

@@ -73,9 +73,9 @@ def fan_out(kind: str, *, column: str, db, tasks, settings, clock, work: Callabl
     Handed-out rows get their due time pushed by `schedule.HANDOFF`, so a lost task is retried by a later sweep;
     task names carry the due time, so overlapping sweeps cannot enqueue one meeting twice.
     """
+    from shared.adapters.cloud_tasks import Task, TaskEnqueueError
     from shared.adapters.postgres import repository as repo
     from shared.domain.schedule import HANDOFF
-    from shared.adapters.cloud_tasks import Task, TaskEnqueueError
 
     now = clock()
     with db.transaction() as cur:

@@ -1,15 +1,25 @@
 """Pydantic models for the API boundary: separate input and output shapes."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime, timezone
-from enum import Enum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
-                      StringConstraints, WithJsonSchema)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
+
+from shared.domain.meeting import Meeting, Status
 
 
 def _clean_text(value: str) -> str:
@@ -68,16 +78,6 @@ InputDatetime = Annotated[datetime, BeforeValidator(_datetime_text), WithJsonSch
     "description": "RFC 3339 date-time; without an offset it is read in the meeting's time zone"})]
 
 
-class Status(str, Enum):
-    """Every state a meeting can be in; the transitions live in shared.domain.lifecycle."""
-
-    PENDING = "PENDING"
-    CREATED = "CREATED"
-    SCHEDULED = "SCHEDULED"
-    IN_PROGRESS = "IN_PROGRESS"
-    FINISHED = "FINISHED"
-    CANCELLED = "CANCELLED"
-    FAILED = "FAILED"
 
 
 class _Input(BaseModel):
@@ -186,6 +186,22 @@ class MeetingOut(BaseModel):
     created_at: UtcDatetime
     updated_at: UtcDatetime
     cancelled_at: UtcDatetime | None
+
+    @classmethod
+    def of(cls, meeting: Meeting) -> "MeetingOut":
+        """The resource of a stored meeting."""
+        participants = [ParticipantOut(**dataclasses.asdict(p)) for p in meeting.participants]
+        return cls(
+            id=meeting.id, external_reference=meeting.external_reference, google_event_id=meeting.google_event_id,
+            meet_link=meeting.meet_link, meeting_code=meeting.meeting_code, organizer_email=meeting.organizer_email,
+            invited_emails=meeting.invited_emails, title=meeting.title, description=meeting.description,
+            time_zone=meeting.time_zone, scheduled_start=meeting.scheduled_start, scheduled_end=meeting.scheduled_end,
+            status=meeting.status, participants_count=sum(1 for p in participants if p.role != "other"),
+            participants=participants,
+            recordings=[RecordingOut(**dataclasses.asdict(r)) for r in meeting.recordings],
+            transcripts=[TranscriptOut(**dataclasses.asdict(t)) for t in meeting.transcripts],
+            created_at=meeting.created_at, updated_at=meeting.updated_at, cancelled_at=meeting.cancelled_at,
+        )
 
 
 class MeetingPage(BaseModel):

@@ -1,9 +1,14 @@
-"""The one route table: functions dispatch from it, the local gateway routes by it, OpenAPI and API Gateway derive from it."""
+"""The one route table: the functions dispatch from it, the local gateway routes by it, OpenAPI and API Gateway
+derive from it."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+
+from pydantic import BaseModel
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, RequestRedirect, Rule
 
 from shared.web import models as m
 
@@ -18,9 +23,9 @@ class Route:
     operation_id: str
     summary: str
     auth: str = "key"  # "key": a client API key; "none": open; "internal": OIDC invoker or admin key
-    body: type | None = None
-    query: type | None = None
-    response: type | None = None
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
     status: int = 200
     errors: tuple[int, ...] = ()
     content_type: str = "application/json"
@@ -28,20 +33,14 @@ class Route:
     extra_status: tuple[int, ...] = field(default=())
     also: tuple[str, ...] = ()  # further paths served, e.g. "/" where Cloud Tasks calls a function's own URL
 
-    @cached_property
-    def pattern(self) -> re.Pattern[str]:
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path)
-        return re.compile(f"^{regex}/?$")
-
     @property
     def params(self) -> list[str]:
         return re.findall(r"\{(\w+)\}", self.path)
 
-    def match(self, path: str, *, aliases: bool = True) -> dict[str, str] | None:
-        found = self.pattern.match(path)
-        if found:
-            return found.groupdict()
-        return {} if aliases and path in self.also else None
+    @property
+    def rule(self) -> str:
+        """The path as a werkzeug rule: `{meeting_id}` becomes `<meeting_id>`."""
+        return re.sub(r"\{(\w+)\}", r"<\1>", self.path)
 
 
 _READ_ERRORS = (401, 404, 503)
@@ -85,21 +84,44 @@ def routes_of(function: str) -> tuple[Route, ...]:
     return tuple(r for r in ROUTES if r.function == function)
 
 
+OPERATIONS: dict[str, Route] = {r.operation_id: r for r in ROUTES}
+
+
+def url_map(routes: tuple[Route, ...] = ROUTES, *, aliases: bool = True) -> Map:
+    """A werkzeug Map of `routes` whose endpoints are operation ids; `aliases` adds the functions' extra paths."""
+    return _url_map(routes, aliases)
+
+
+@functools.lru_cache(maxsize=32)
+def _url_map(routes: tuple[Route, ...], aliases: bool) -> Map:
+    rules = []
+    for route in routes:
+        rules.append(Rule(route.rule, endpoint=route.operation_id, methods=[route.method]))
+        if aliases:
+            rules += [Rule(path, endpoint=route.operation_id, methods=[route.method]) for path in route.also]
+    # strict_slashes off: "/v1/meetings/" is served as "/v1/meetings" rather than redirected.
+    return Map(rules, strict_slashes=False, merge_slashes=False)
+
+
+def allowed_methods(error: MethodNotAllowed) -> list[str]:
+    """The table's methods on a path whose method werkzeug refused (HEAD rides along with GET)."""
+    return [m for m in (error.valid_methods or []) if m not in ("HEAD", "OPTIONS")]
+
+
 def resolve(method: str, path: str, routes: tuple[Route, ...] = ROUTES, *,
             aliases: bool = True) -> tuple[Route | None, dict[str, str], list[str]]:
     """(route, path params, allowed methods) for a request; route is None on 404 (no methods) or 405.
 
     `aliases=False` ignores a function's extra paths (the gateway routes only the table's own paths).
     """
-    allowed: list[str] = []
-    for route in routes:
-        params = route.match(path, aliases=aliases)
-        if params is None:
-            continue
-        if route.method == method or (method == "HEAD" and route.method == "GET"):
-            return route, params, []
-        allowed.append(route.method)
-    return None, {}, allowed
+    adapter = url_map(routes, aliases=aliases).bind("localhost")
+    try:
+        operation, params = adapter.match(path, method=method)
+    except MethodNotAllowed as error:
+        return None, {}, allowed_methods(error)
+    except (NotFound, RequestRedirect):
+        return None, {}, []
+    return OPERATIONS[operation], dict(params), []
 
 
 FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.function for r in ROUTES))

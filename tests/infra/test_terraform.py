@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import hcl2
@@ -128,13 +129,15 @@ def test_db_iam_user_is_the_runtime_email_without_suffix(tf):
 
 
 def test_internal_urls_are_computed_without_referring_to_the_functions(tf):
-    urls = _locals(tf)["function_urls"]
+    urls = _locals(tf)["internal_urls"]
     assert "google_cloudfunctions2_function" not in urls
-    assert "cloudfunctions.net" in urls
+    assert "cloudfunctions.net" not in urls
+    assert "for name in keys(local.internal_functions)" in urls
     env = _locals(tf)["function_env"]
-    assert env["CHECK_STATUS_URL"] == '${local.function_urls["check_status"]}'
-    assert env["SYNC_RECORDINGS_URL"] == '${local.function_urls["sync_recordings"]}'
+    assert env["CHECK_STATUS_URL"] == '${local.internal_urls["check_status"]}'
+    assert env["SYNC_RECORDINGS_URL"] == '${local.internal_urls["sync_recordings"]}'
     assert "google_cloudfunctions2_function" not in json.dumps(env)
+    assert "cloudfunctions.net" not in json.dumps(tf), "nothing targets a cloudfunctions.net URL"
 
 
 def test_connection_budget_fits_max_connections(tf):
@@ -170,7 +173,8 @@ def test_example_tfvars_sets_every_required_variable_and_nothing_unknown(tf):
 def test_providers_are_pinned(tf):
     providers = _one(tf["terraform"])["required_providers"]
     merged = {k: v for block in providers for k, v in block.items()}
-    for name in ("google", "google-beta"):
+    assert set(merged) == {"google", "google-beta", "time"}
+    for name in merged:
         assert merged[name]["source"] == f"hashicorp/{name}"
         assert merged[name]["version"].startswith("~>")
 
@@ -245,7 +249,8 @@ def test_scheduler_sweeps_post_empty_body_with_invoker_oidc(tf):
     assert target["body"] == '${base64encode("{}")}'
     oidc = _one(target["oidc_token"])
     assert oidc["service_account_email"] == "${google_service_account.invoker.email}"
-    assert oidc["audience"] == target["uri"] == "${local.function_urls[each.key]}"
+    assert oidc["audience"] == target["uri"] == "${local.internal_urls[each.key]}"
+    assert set(_locals(tf)["sweeps"]) == INTERNAL
 
 
 def test_delegation_scopes_match_the_code(tf):
@@ -340,3 +345,279 @@ def test_terraform_uploads_the_manifest_packages(tf):
     source = _one(_one(_one(_resources(tf, "google_cloudfunctions2_function")["fn"]["build_config"])["source"])
                   ["storage_source"])
     assert source["object"] == "${google_storage_bucket_object.source[each.key].name}"
+
+
+# --- internal targets: run.app URLs ------------------------------------------------------------------------
+
+PROJECT_NUMBER = "123456789012"  # project numbers have up to 12 digits
+REGION = "us-central1"
+
+
+def _internal_url(tf, name: str) -> str:
+    """local.internal_urls[name] evaluated for a sample project number and region, from the expression itself."""
+    expression = _locals(tf)["internal_urls"]
+    template = re.search(r'name => "([^"]+)"', expression).group(1)
+    service = _run_service(tf, name)
+    return (template.replace("${local.run_services[name]}", service)
+            .replace("${data.google_project.this.number}", PROJECT_NUMBER)
+            .replace("${var.region}", REGION))
+
+
+def _run_service(tf, name: str) -> str:
+    expression = _locals(tf)["run_services"]
+    assert expression == '${{for name in keys(local.functions) : name => replace(lower(name), "_", "-")}}'
+    return name.lower().replace("_", "-")
+
+
+def test_internal_targets_are_the_deterministic_run_app_urls(tf):
+    """Cloud Run admits Cloud Tasks and Cloud Scheduler as internal traffic only at the run.app URL
+    (https://cloud.google.com/run/docs/securing/ingress), and its deterministic form is
+    https://SERVICE-PROJECT_NUMBER.REGION.run.app (https://cloud.google.com/run/docs/triggering/https-request)."""
+    assert _internal_url(tf, "check_status") == f"https://check-status-{PROJECT_NUMBER}.{REGION}.run.app"
+    assert _internal_url(tf, "sync_recordings") == f"https://sync-recordings-{PROJECT_NUMBER}.{REGION}.run.app"
+    for name in INTERNAL:
+        # The deterministic URL exists only while SERVICE-PROJECT_NUMBER fits one DNS label.
+        assert len(f"{_run_service(tf, name)}-{PROJECT_NUMBER}") <= 63
+    project = _one([b for b in tf["data"] if "google_project" in b])["google_project"]["this"]
+    assert project["project_id"] == "${var.project_id}", "the number comes from the project, not from a resource"
+    assert "depends_on" not in project
+
+
+def test_tasks_and_sweeps_use_the_run_app_url_as_target_and_audience(tf):
+    env = _locals(tf)["function_env"]
+    job = _resources(tf, "google_cloud_scheduler_job")["sweep"]
+    target = _one(job["http_target"])
+    assert target["uri"] == _one(target["oidc_token"])["audience"] == "${local.internal_urls[each.key]}"
+    # Tasks: shared/tasks.py posts to the setting's URL with that same URL as audience.
+    from shared.adapters.cloud_tasks import CloudTasksQueue, Task
+
+    class Client:
+        def create_task(self, parent, task, retry, timeout):
+            self.task = task
+
+    url = _internal_url(tf, "check_status")
+    settings = Settings(database_url="postgresql://x@localhost/x", google_api_root="http://localhost/",
+                        tasks_queue="projects/p/locations/us-central1/queues/q", check_status_url=url,
+                        tasks_invoker_sa="meet-invoker@p.iam.gserviceaccount.com")
+    queue = CloudTasksQueue(settings)
+    queue._client = client = Client()
+    queue.enqueue(Task("check_status", "m1", 1, datetime.now(timezone.utc), "check"))
+    assert client.task.http_request.url == client.task.http_request.oidc_token.audience == url
+    assert env["TASKS_INVOKER_SA"] == "${google_service_account.invoker.email}"
+
+
+def test_auth_accepts_the_run_app_urls_as_audiences(tf, monkeypatch):
+    """shared/services/auth.py verifies the token's audience against CHECK_STATUS_URL and SYNC_RECORDINGS_URL."""
+    from google.oauth2 import id_token
+
+    from shared.services import auth
+
+    seen = {}
+
+    def verify_token(token, request, audience=None, certs_url=None):
+        seen["audience"] = audience
+        return {"iss": "https://accounts.google.com", "email": "x", "email_verified": True}
+
+    monkeypatch.setattr(id_token, "verify_token", verify_token)
+    urls = {name: _internal_url(tf, name) for name in INTERNAL}
+    settings = Settings(database_url="postgresql://x@localhost/x", google_api_root="http://localhost/",
+                        check_status_url=urls["check_status"], sync_recordings_url=urls["sync_recordings"])
+    auth.verify_oidc_token("token", settings)
+    assert sorted(seen["audience"]) == sorted(urls.values())
+
+
+def test_checks_compare_the_computed_names_and_urls_with_googles(tf):
+    checks = {name: body for block in tf["check"] for name, body in block.items()}
+    assert "local.run_services[name]" in json.dumps(checks["run_services"])
+    assert "fn.service_config[0].service" in json.dumps(checks["run_services"])
+    for name in INTERNAL:
+        check = checks[f"{name}_url"]
+        data = _one(check["data"])["google_cloud_run_v2_service"][name]
+        assert data["name"] == f'${{google_cloudfunctions2_function.fn["{name}"].service_config[0].service}}'
+        condition = _one(check["assert"])["condition"]
+        urls = f"data.google_cloud_run_v2_service.{name}.urls"
+        assert condition == f'${{contains({urls}, local.internal_urls["{name}"])}}'
+
+
+# --- a first apply on a fresh project ----------------------------------------------------------------------
+
+def _grants_of(tf, member_local: str) -> dict[str, dict]:
+    """Every IAM member resource granting something to local.<member_local>, by "type.name"."""
+    out = {}
+    for block in tf.get("resource", []):
+        for kind, items in block.items():
+            if kind.endswith("_iam_member"):
+                for name, body in items.items():
+                    if body.get("member") == f"${{local.{member_local}}}":
+                        out[f"{kind}.{name}"] = body
+    return out
+
+
+def test_functions_wait_for_the_build_and_runtime_grants(tf):
+    """IAM grants propagate in typically 2 and sometimes 7 or more minutes
+    (https://cloud.google.com/iam/docs/access-change-propagation): every function waits on a time_sleep whose
+    triggers name every grant of the build and runtime accounts, so a new grant makes it wait again."""
+    sleep = _resources(tf, "time_sleep")["iam_propagation"]
+    assert sleep["create_duration"] == "${var.iam_propagation_seconds}s"
+    assert _variables(tf)["iam_propagation_seconds"]["default"] >= 120
+    triggers = sleep["triggers"]
+    for account in ("build", "runtime"):
+        grants = _grants_of(tf, f"{account}_member")
+        assert grants, account
+        for address, body in grants.items():
+            reference = f"for grant in {address}" if "for_each" in body else f"{address}.id"
+            assert reference in triggers[account], f"{address} is not waited for"
+    fn = _resources(tf, "google_cloudfunctions2_function")["fn"]
+    assert fn["depends_on"] == ["${time_sleep.iam_propagation}"]
+
+
+def test_build_account_has_exactly_googles_documented_roles(tf):
+    """A user-specified build account needs Logs Writer, Artifact Registry Writer and Storage Object Viewer
+    (https://cloud.google.com/functions/docs/securing/build-custom-sa); each is granted on the narrowest
+    resource: the writer on the functions' own repository, the viewer on the sources and the staging buckets."""
+    grants = {address: body["role"] for address, body in _grants_of(tf, "build_member").items()}
+    project_roles = _resources(tf, "google_project_iam_member")["build"]["for_each"]
+    assert project_roles == '${toset(["roles/logging.logWriter"])}'
+    assert grants == {
+        "google_project_iam_member.build": "${each.value}",
+        "google_artifact_registry_repository_iam_member.build_writes_images": "roles/artifactregistry.writer",
+        "google_storage_bucket_iam_member.build_reads_sources": "roles/storage.objectViewer",
+        "google_project_iam_member.build_reads_staged_sources": "roles/storage.objectViewer",
+    }
+    writer = _resources(tf, "google_artifact_registry_repository_iam_member")["build_writes_images"]
+    assert writer["repository"] == "${google_artifact_registry_repository.functions.name}"
+    build = _one(_resources(tf, "google_cloudfunctions2_function")["fn"]["build_config"])
+    assert build["docker_repository"] == "${google_artifact_registry_repository.functions.id}"
+    assert build["service_account"] == "${google_service_account.build.id}"
+    assert _locals(tf)["gcf_staging_bucket_prefixes"] == ["gcf-v2-sources-", "gcf-v2-uploads-", "run-sources-"]
+    staged = _one(_resources(tf, "google_project_iam_member")["build_reads_staged_sources"]["condition"])
+    assert "local.gcf_staging_bucket_prefixes" in staged["expression"]
+    assert "artifactregistry" not in json.dumps(_resources(tf, "google_project_iam_member")), "no project-wide AR role"
+
+
+def test_gateway_service_is_enabled_after_its_config_exists(tf):
+    enable = _resources(tf, "google_project_service")["gateway_api"]
+    assert enable["service"] == "${google_api_gateway_api.api.managed_service}"
+    assert "${google_api_gateway_api_config.api}" in enable["depends_on"]
+    gateway = _resources(tf, "google_api_gateway_gateway")["gateway"]
+    assert "${google_project_service.gateway_api}" in gateway["depends_on"]
+
+
+def test_secret_grants_wait_for_secret_manager(tf):
+    grant = _resources(tf, "google_secret_manager_secret_iam_member")["runtime"]
+    assert "${google_project_service.enabled}" in grant["depends_on"]
+    assert 'length(var.secret_env) > 0 ? ["secretmanager.googleapis.com"]' in _locals(tf)["services"]
+
+
+def test_max_instances_is_a_lookup_so_the_precondition_speaks(tf):
+    fn = _resources(tf, "google_cloudfunctions2_function")["fn"]
+    service = _one(fn["service_config"])
+    assert service["max_instance_count"] == "${lookup(var.max_instances, each.key, 0)}"
+    assert "var.max_instances[" not in json.dumps(tf)
+    conditions = [c["condition"] for c in _one(fn["lifecycle"])["precondition"]]
+    assert "${contains(keys(var.max_instances), each.key)}" in conditions
+
+
+# --- operators, the migrator and the database users --------------------------------------------------------
+
+def test_no_operator_can_act_as_the_runtime_account(tf):
+    """Token Creator (or any role) on the runtime account would let its holder sign delegation assertions as
+    any Workspace user; the runtime account's only principal-level grants are its own."""
+    for name, body in _resources(tf, "google_service_account_iam_member").items():
+        assert body["service_account_id"] != "${google_service_account.runtime.name}", name
+    mentions = [(kind, name) for block in tf["resource"] for kind, items in block.items()
+                for name, body in items.items() if "var.operator_members" in json.dumps(body)]
+    assert mentions == [("google_service_account_iam_member", "operators_impersonate_migrator")]
+    grant = _resources(tf, "google_service_account_iam_member")["operators_impersonate_migrator"]
+    assert grant["service_account_id"] == "${google_service_account.migrator.name}"
+    assert grant["role"] == "roles/iam.serviceAccountTokenCreator"
+
+
+def test_migrator_has_only_the_cloud_sql_login_roles(tf):
+    account = _resources(tf, "google_service_account")["migrator"]
+    assert account["account_id"] == "${var.name}-migrator"
+    assert _locals(tf)["sql_login_roles"] == '${toset(["roles/cloudsql.client", "roles/cloudsql.instanceUser"])}'
+    grants = _grants_of(tf, "migrator_member")
+    assert set(grants) == {"google_project_iam_member.migrator_sql"}
+    sql = grants["google_project_iam_member.migrator_sql"]
+    assert sql["for_each"] == "${local.sql_login_roles}"
+    condition = _one(sql["condition"])
+    assert condition["expression"] == "${local.sql_instance_condition.expression}"
+    assert 'resource.name == "projects/${var.project_id}/instances/${var.sql_instance_name}"' in \
+        _locals(tf)["sql_instance_condition"]["expression"]
+    # Nothing else names the migrator: no other binding, on no other resource.
+    referencing = [name for block in tf["resource"] for kind, items in block.items() for name, body in items.items()
+                   if kind.endswith("_iam_member") and "migrator" in json.dumps(body)]
+    assert sorted(referencing) == ["migrator_sql", "operators_impersonate_migrator"]
+
+
+def test_database_users_are_iam_logins_abandoned_on_destroy(tf):
+    users = _resources(tf, "google_sql_user")
+    assert set(users) == {"runtime", "migrator"}
+    for name, user in users.items():
+        assert user["type"] == "CLOUD_IAM_SERVICE_ACCOUNT"
+        assert user["deletion_policy"] == "ABANDON"
+        assert user["name"] == f'${{trimsuffix(google_service_account.{name}.email, ".gserviceaccount.com")}}'
+        assert "password" not in user
+    outputs = {name: body for block in tf["output"] for name, body in block.items()}
+    assert outputs["migrator_db_user"]["value"] == "${google_sql_user.migrator.name}"
+    assert outputs["migrator_service_account"]["value"] == "${google_service_account.migrator.email}"
+
+
+def test_migration_finds_the_runtime_user_by_the_terraform_name():
+    """0003 grants the runtime IAM user (Cloud SQL names it NAME-runtime@PROJECT.iam) DML on the migrator's tables."""
+    sql = (ROOT / "shared" / "adapters" / "postgres" / "migrations" / "0003_pgaudit.sql").read_text(encoding="utf-8")
+    assert "r.rolname LIKE '%-runtime@%.iam'" in sql
+    assert "pg_has_role(r.oid, 'cloudsqliamserviceaccount', 'MEMBER')" in sql
+    assert "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES" in sql
+
+
+def test_runtime_account_id_matches_the_migration_pattern(tf):
+    assert _resources(tf, "google_service_account")["runtime"]["account_id"] == "${var.name}-runtime"
+
+
+# --- pgAudit and audit logs --------------------------------------------------------------------------------
+
+def test_pgaudit_flag_is_on_and_a_migration_creates_the_extension(tf):
+    settings = _one(_resources(tf, "google_sql_database_instance")["main"]["settings"])
+    flags = {f["name"]: f["value"] for f in settings["database_flags"]}
+    assert flags["cloudsql.enable_pgaudit"] == "on"
+    assert flags["pgaudit.log"]
+    sql = (ROOT / "shared" / "adapters" / "postgres" / "migrations" / "0003_pgaudit.sql").read_text(encoding="utf-8")
+    assert "CREATE EXTENSION IF NOT EXISTS pgaudit" in sql
+    assert "pg_available_extensions WHERE name = 'pgaudit'" in sql
+
+
+def test_data_access_audit_logs_for_storage_writes_and_cloud_sql(tf):
+    """Object writes are DATA_WRITE Data Access logs, off by default; Cloud SQL sends pgAudit's entries as Data
+    Access logs (https://cloud.google.com/sql/docs/postgres/pg-audit), so both are switched on."""
+    configs = _resources(tf, "google_project_iam_audit_config")
+    assert {name: (c["service"], [t["log_type"] for t in c["audit_log_config"]]) for name, c in configs.items()} == {
+        "storage_writes": ("storage.googleapis.com", ["DATA_WRITE"]),
+        "cloudsql_data_access": ("cloudsql.googleapis.com", ["DATA_READ", "DATA_WRITE"]),
+    }
+    for config in configs.values():
+        assert "exempted_members" not in json.dumps(config)
+
+
+CHECKOV = TF_DIR / ".checkov.yaml"
+
+
+def test_every_checkov_skip_is_justified_and_the_bucket_one_is_true():
+    lines = CHECKOV.read_text(encoding="utf-8").splitlines()
+    start = lines.index("skip-check:")
+    reasons: dict[str, str] = {}
+    comment: list[str] = []
+    for line in lines[start + 1:]:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            comment.append(stripped.lstrip("# "))
+        elif stripped.startswith("- "):
+            assert comment, f"{stripped} has no justification"
+            reasons[stripped[2:]] = " ".join(comment)
+            comment = []
+    assert set(reasons) == {"CKV_GCP_60", "CKV_GCP_79", "CKV2_GCP_13", "CKV_GCP_62", "CKV_GCP_84"}
+    bucket = reasons["CKV_GCP_62"]
+    assert "build account alone" not in bucket
+    assert "DATA_WRITE" in bucket and "audit.tf" in bucket
+    assert "Cloud Functions service agent" in bucket and "Reads are not logged" in bucket

@@ -383,3 +383,20 @@ def test_build_ledger_uses_firestore_when_configured(firestore_emulator, clock):
     assert built.begin_delivery(key) is Delivery.NEW
     assert built.begin_delivery(key) is Delivery.RUNNING
     assert built._inner._db().project == "local-dev"
+
+
+def test_ops_lists_the_latest_job_runs(firestore_emulator, ledger):
+    """`python -m ops jobs` reads the same ledger the functions write (the runs' index serves it in the cloud)."""
+    import os
+    import subprocess
+    import sys
+
+    run_id = ledger.start_job("check_status", trigger="sweep")
+    ledger.end_job(run_id, outcome="ok", counts={"due": 3})
+    env = dict(os.environ, FIRESTORE_DATABASE="(default)", GOOGLE_CLOUD_PROJECT=firestore_emulator.project,
+               FIRESTORE_EMULATOR_HOST=firestore_emulator.host_port)
+    out = subprocess.run([sys.executable, "-m", "ops", "jobs", "--kind", "check_status"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = next(line for line in out.stdout.splitlines() if run_id in line)
+    assert "check_status" in line and "ok" in line and "due=3" in line

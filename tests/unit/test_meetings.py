@@ -12,7 +12,7 @@ from shared.domain.errors import Conflict, InvalidInput, NotFound, Unavailable, 
 from shared.web.models import MeetingCreate, MeetingListQuery
 from shared.settings import Settings
 from tests.conftest import new_principal
-from tests.fakes import FakeCalendar, FakeQueue
+from tests.fakes import FakeCalendar, FakeQueue, MeetingCalendar
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
@@ -37,7 +37,8 @@ def body(**overrides) -> MeetingCreate:
 
 
 def create(data, *, principal, db, calendar, settings, tasks=None):
-    return meetings.create_meeting(data, principal=principal, db=db, calendar=calendar, tasks=tasks or FakeQueue(),
+    return meetings.create_meeting(data, principal=principal, db=db, calendar=MeetingCalendar(calendar),
+                                   tasks=tasks or FakeQueue(),
                                    settings=settings, clock=lambda: NOW)
 
 

@@ -120,12 +120,16 @@ class Database:
             self._checkin(conn, healthy)
 
     def close(self) -> None:
+        """Close the idle connections (and the Cloud SQL Connector behind them, if any)."""
         while True:
             try:
                 conn, _ = self._idle.get_nowait()
             except queue.Empty:
-                return
+                break
             _close_quietly(conn)
+        closer = getattr(self._connect, "close", None)
+        if callable(closer):
+            closer()
 
 
 def _close_quietly(conn) -> None:
@@ -145,8 +149,20 @@ def cloud_sql_connector(instance: str, *, user: str, database: str, ip_type: str
     """A connection factory through the Cloud SQL Python Connector with IAM database auth (no passwords)."""
     from google.cloud.sql.connector import Connector, IPTypes  # heavy import: only on the cloud path
 
-    connector = Connector(refresh_strategy="lazy")
     ip = {"public": IPTypes.PUBLIC, "private": IPTypes.PRIVATE, "psc": IPTypes.PSC}[ip_type]
-    return lambda: connector.connect(
-        instance, "pg8000", user=user, db=database, enable_iam_auth=True, ip_type=ip
-    )
+    return _ConnectorFactory(Connector(refresh_strategy="lazy"),
+                             dict(instance_connection_string=instance, driver="pg8000", user=user, db=database,
+                                  enable_iam_auth=True, ip_type=ip))
+
+
+class _ConnectorFactory:
+    """Connections from one Cloud SQL Connector, which the pool closes with itself."""
+
+    def __init__(self, connector, options: dict[str, Any]):
+        self._connector, self._options = connector, options
+
+    def __call__(self):
+        return self._connector.connect(**self._options)
+
+    def close(self) -> None:
+        self._connector.close()

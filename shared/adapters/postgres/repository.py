@@ -1,9 +1,11 @@
-"""All SQL of the product: intention-named functions over a pg8000 cursor."""
+"""The meetings' SQL: intention-named functions over a pg8000 cursor, speaking shared.domain types."""
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 from typing import Any
+
+from shared.domain.lifecycle import DUE_FOR_CHECK
+from shared.domain.meeting import COLUMNS, Meeting, Participant, Recording, Status, Transcript
 
 _MEETING_COLUMNS = (
     "id, client_id, external_reference, request_fingerprint, status, organizer_email, title, description,"
@@ -11,22 +13,52 @@ _MEETING_COLUMNS = (
     " meeting_code, conference_status, schedule_version, failure_reason, created_at, updated_at, cancelled_at,"
     " finished_at, next_check_at, last_checked_at, next_sync_at, last_synced_at, sync_attempts"
 )
+_NAMES = tuple(name.strip() for name in _MEETING_COLUMNS.split(","))
+
+# The participants, recordings and transcripts ride along as JSON arrays: a meeting is one statement.
+_DETAILS = (
+    "(SELECT coalesce(json_agg(json_build_object('email', p.email, 'display_name', p.display_name,"
+    " 'role', p.role, 'attended', p.attended, 'joined_at', p.joined_at, 'left_at', p.left_at,"
+    " 'attended_seconds', p.attended_seconds)"
+    " ORDER BY CASE p.role WHEN 'organizer' THEN 0 WHEN 'guest' THEN 1 ELSE 2 END, p.position, p.id), '[]')"
+    " FROM participants p WHERE p.meeting_id = m.id) AS participants,"
+    " (SELECT coalesce(json_agg(json_build_object('state', r.state, 'drive_file_id', r.drive_file_id,"
+    " 'drive_file_url', r.drive_file_url, 'duration_seconds', r.duration_seconds, 'available_at', r.available_at)"
+    " ORDER BY r.created_at, r.id), '[]') FROM recordings r WHERE r.meeting_id = m.id) AS recordings,"
+    " (SELECT coalesce(json_agg(json_build_object('state', t.state, 'document_id', t.document_id,"
+    " 'document_url', t.document_url) ORDER BY t.created_at, t.id), '[]')"
+    " FROM transcripts t WHERE t.meeting_id = m.id) AS transcripts"
+)
+_SELECT = "SELECT " + ", ".join(f"m.{n}" for n in _NAMES) + ", " + _DETAILS + " FROM meetings m"
+# What the API shows of a meeting; writing only bookkeeping columns leaves updated_at alone.
+_BOOKKEEPING = frozenset({"next_check_at", "last_checked_at", "next_sync_at", "last_synced_at", "sync_attempts"})
 
 
-def _dicts(cur) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    rows = []
-    for row in cur.fetchall():
-        item = dict(zip(names, row))
-        for key in ("id", "client_id", "meeting_id"):
-            if item.get(key) is not None:
-                item[key] = str(item[key])
-        rows.append(item)
-    return rows
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def insert_meeting(cur, meeting: dict[str, Any], participants: list[dict[str, Any]]) -> bool:
-    """Insert a PENDING meeting and its participants; False when the client's reference already exists."""
+def _meeting(row: tuple) -> Meeting:
+    values = dict(zip(_NAMES, row[: len(_NAMES)], strict=True))
+    participants, recordings, transcripts = row[len(_NAMES):]
+    values["id"], values["client_id"] = str(values["id"]), str(values["client_id"])
+    values["status"] = Status(values["status"])
+    return Meeting(
+        **values,
+        participants=tuple(Participant(**{**p, "joined_at": _time(p["joined_at"]), "left_at": _time(p["left_at"])})
+                           for p in participants),
+        recordings=tuple(Recording(**{**r, "available_at": _time(r["available_at"])}) for r in recordings),
+        transcripts=tuple(Transcript(**t) for t in transcripts),
+    )
+
+
+def _one(cur) -> Meeting | None:
+    row = cur.fetchone()
+    return _meeting(row) if row is not None else None
+
+
+def insert_meeting(cur, meeting: Meeting) -> bool:
+    """Insert a PENDING meeting and its organizer and invitees; False when the client's reference exists."""
     cur.execute(
         "INSERT INTO meetings (id, client_id, external_reference, request_fingerprint, status, organizer_email,"
         " title, description, time_zone, scheduled_start, scheduled_end, calendar_owner, next_check_at,"
@@ -35,136 +67,105 @@ def insert_meeting(cur, meeting: dict[str, Any], participants: list[dict[str, An
         " :title, :description, :time_zone, :scheduled_start, :scheduled_end, :calendar_owner, :next_check_at,"
         " :next_sync_at)"
         " ON CONFLICT (client_id, external_reference) DO NOTHING RETURNING id",
-        meeting,
+        {name: getattr(meeting, name) for name in (
+            "id", "client_id", "external_reference", "request_fingerprint", "organizer_email", "title",
+            "description", "time_zone", "scheduled_start", "scheduled_end", "calendar_owner", "next_check_at",
+            "next_sync_at")},
     )
     if cur.fetchone() is None:
         return False
-    replace_invitees(cur, meeting["id"], participants)
+    replace_invitees(cur, meeting.id, meeting.organizer_email, meeting.invited_emails)
     return True
 
 
-def replace_invitees(cur, meeting_id: str, participants: list[dict[str, Any]]) -> None:
-    """Make the organizer and guest rows match `participants` (email, role), keeping rows that stay."""
-    emails = [p["email"].lower() for p in participants]
+def replace_invitees(cur, meeting_id: str, organizer: str, invitees: list[str]) -> None:
+    """Make the organizer and guest rows match, keeping the rows (and attendance) of people who stay."""
+    people = [(organizer, "organizer")] + [(email, "guest") for email in invitees]
     cur.execute(
         "DELETE FROM participants WHERE meeting_id = :m AND role <> 'other' AND NOT (lower(email) = ANY(:emails))",
-        {"m": meeting_id, "emails": emails},
+        {"m": meeting_id, "emails": [email.lower() for email, _ in people]},
     )
-    for position, p in enumerate(participants):
+    for position, (email, role) in enumerate(people):
         cur.execute(
             "INSERT INTO participants (meeting_id, email, role, position) VALUES (:m, :email, :role, :pos)"
             " ON CONFLICT (meeting_id, lower(email)) WHERE email IS NOT NULL"
             " DO UPDATE SET role = EXCLUDED.role, position = EXCLUDED.position, updated_at = now()",
-            {"m": meeting_id, "email": p["email"], "role": p["role"], "pos": position},
+            {"m": meeting_id, "email": email, "role": role, "pos": position},
         )
 
 
-def find_by_reference(cur, client_id: str, reference: str, *, lock: bool = False) -> dict[str, Any] | None:
-    cur.execute(
-        f"SELECT {_MEETING_COLUMNS} FROM meetings WHERE client_id = :c AND external_reference = :r"
-        + (" FOR UPDATE" if lock else ""),
-        {"c": client_id, "r": reference},
-    )
-    rows = _dicts(cur)
-    return rows[0] if rows else None
+def find_by_reference(cur, client_id: str, reference: str, *, lock: bool = False) -> Meeting | None:
+    sql = f"{_SELECT} WHERE m.client_id = :c AND m.external_reference = :r"
+    cur.execute(sql + (" FOR UPDATE OF m" if lock else ""), {"c": client_id, "r": reference})
+    return _one(cur)
 
 
-def get_meeting(cur, meeting_id: str, *, client_id: str | None = None, lock: bool = False) -> dict[str, Any] | None:
-    """One meeting row; restricted to `client_id` unless None (admin); `lock` takes the row lock."""
-    sql = f"SELECT {_MEETING_COLUMNS} FROM meetings WHERE id = :id"
+def get_meeting(cur, meeting_id: str, *, client_id: str | None = None, lock: bool = False) -> Meeting | None:
+    """One meeting with its participants and files; restricted to `client_id` unless None (admin)."""
+    sql = f"{_SELECT} WHERE m.id = :id"
     params: dict[str, Any] = {"id": meeting_id}
     if client_id is not None:
-        sql += " AND client_id = :c"
+        sql += " AND m.client_id = :c"
         params["c"] = client_id
-    cur.execute(sql + (" FOR UPDATE" if lock else ""), params)
-    rows = _dicts(cur)
-    return rows[0] if rows else None
+    cur.execute(sql + (" FOR UPDATE OF m" if lock else ""), params)
+    return _one(cur)
 
 
-def update_meeting(cur, meeting_id: str, **fields: Any) -> None:
-    """Set the given columns (names come from code, never from input) and bump updated_at."""
-    assignments = "".join(f"{name} = :{name}, " for name in fields)
-    cur.execute(f"UPDATE meetings SET {assignments}updated_at = now() WHERE id = :id", {**fields, "id": meeting_id})
+def write_meeting(cur, meeting_id: str, fields: dict[str, Any], *, expect_status: Status) -> None:
+    """Write columns of a meeting whose status is still `expect_status`; only the transition point calls this.
 
-
-def restart_failed(cur, meeting_id: str) -> None:
-    """A FAILED creation tried again: a new attempt, hence a new Calendar event id."""
-    cur.execute(
-        "UPDATE meetings SET status = 'PENDING', create_attempt = create_attempt + 1, google_event_id = NULL,"
-        " meet_link = NULL, meeting_code = NULL, conference_status = NULL, failure_reason = NULL,"
-        " updated_at = now() WHERE id = :id AND status = 'FAILED'",
-        {"id": meeting_id},
-    )
+    Column names come from code (checked against the Meeting's fields), never from input.
+    """
+    unknown = set(fields) - COLUMNS
+    if unknown:
+        raise ValueError(f"not meeting columns: {sorted(unknown)}")
+    values = {name: (value.value if isinstance(value, Status) else value) for name, value in fields.items()}
+    assignments = ", ".join(f"{name} = :{name}" for name in values)
+    if set(values) - _BOOKKEEPING:
+        assignments += ", updated_at = now()"
+    cur.execute(f"UPDATE meetings SET {assignments} WHERE id = :id__ AND status = :status__",
+                {**values, "id__": meeting_id, "status__": expect_status.value})
+    if cur.rowcount != 1:
+        raise RuntimeError("the meeting changed under its row lock")  # a use case forgot to lock: a bug
 
 
 def list_meetings(cur, *, client_id: str | None, status: str | None, organizer_email: str | None,
                   external_reference: str | None, scheduled_from: datetime | None, scheduled_to: datetime | None,
-                  after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
-    """Meetings newest first, filtered, starting after the keyset position `after`."""
-    where, params = [], {"limit": limit}
+                  after: tuple[datetime, str] | None, limit: int) -> list[Meeting]:
+    """Meetings newest first with their details, filtered, starting after the keyset position `after`."""
+    where: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
     if client_id is not None:
-        where.append("client_id = :c")
+        where.append("m.client_id = :c")
         params["c"] = client_id
     if status is not None:
-        where.append("status = :status")
+        where.append("m.status = :status")
         params["status"] = status
     if organizer_email is not None:
-        where.append("lower(organizer_email) = lower(:org)")
+        where.append("lower(m.organizer_email) = lower(:org)")
         params["org"] = organizer_email
     if external_reference is not None:
-        where.append("external_reference = :ref")
+        where.append("m.external_reference = :ref")
         params["ref"] = external_reference
     if scheduled_from is not None:
-        where.append("scheduled_start >= :sfrom")
+        where.append("m.scheduled_start >= :sfrom")
         params["sfrom"] = scheduled_from
     if scheduled_to is not None:
-        where.append("scheduled_start < :sto")
+        where.append("m.scheduled_start < :sto")
         params["sto"] = scheduled_to
     if after is not None:
-        where.append("(created_at, id) < (:after_c, CAST(:after_i AS uuid))")
+        where.append("(m.created_at, m.id) < (:after_c, CAST(:after_i AS uuid))")
         params["after_c"], params["after_i"] = after
     clause = ("WHERE " + " AND ".join(where)) if where else ""
-    cur.execute(f"SELECT {_MEETING_COLUMNS} FROM meetings {clause} ORDER BY created_at DESC, id DESC LIMIT :limit",
-                params)
-    return _dicts(cur)
+    cur.execute(f"{_SELECT} {clause} ORDER BY m.created_at DESC, m.id DESC LIMIT :limit", params)
+    return [_meeting(row) for row in cur.fetchall()]
 
 
-def details_for(cur, meeting_ids: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Participants, recordings and transcripts of several meetings, in three queries."""
-    out: dict[str, dict[str, list]] = defaultdict(lambda: {"participants": [], "recordings": [], "transcripts": []})
-    if not meeting_ids:
-        return out
-    cur.execute(
-        "SELECT meeting_id, email, display_name, role, attended, joined_at, left_at, attended_seconds"
-        " FROM participants WHERE meeting_id = ANY(:ids)"
-        " ORDER BY meeting_id, CASE role WHEN 'organizer' THEN 0 WHEN 'guest' THEN 1 ELSE 2 END, position, id",
-        {"ids": meeting_ids},
-    )
-    for row in _dicts(cur):
-        out[row.pop("meeting_id")]["participants"].append(row)
-    cur.execute(
-        "SELECT meeting_id, drive_file_id, drive_file_url, duration_seconds, available_at, state"
-        " FROM recordings WHERE meeting_id = ANY(:ids) ORDER BY meeting_id, created_at, id",
-        {"ids": meeting_ids},
-    )
-    for row in _dicts(cur):
-        out[row.pop("meeting_id")]["recordings"].append(row)
-    cur.execute(
-        "SELECT meeting_id, document_id, document_url, state"
-        " FROM transcripts WHERE meeting_id = ANY(:ids) ORDER BY meeting_id, created_at, id",
-        {"ids": meeting_ids},
-    )
-    for row in _dicts(cur):
-        out[row.pop("meeting_id")]["transcripts"].append(row)
-    return out
-
-
-_LIVE = "('PENDING', 'CREATED', 'SCHEDULED', 'IN_PROGRESS')"
-
+_CHECKABLE = "(" + ", ".join(f"'{s.value}'" for s in sorted(DUE_FOR_CHECK)) + ")"
 
 DUE_SQL = {
     "next_check_at": f"SELECT id, schedule_version, sync_attempts, next_check_at AS due_at FROM meetings"
-                     f" WHERE status IN {_LIVE} AND next_check_at <= :now ORDER BY next_check_at LIMIT :limit",
+                     f" WHERE status IN {_CHECKABLE} AND next_check_at <= :now ORDER BY next_check_at LIMIT :limit",
     "next_sync_at": "SELECT id, schedule_version, sync_attempts, next_sync_at AS due_at FROM meetings"
                     " WHERE next_sync_at IS NOT NULL AND next_sync_at <= :now ORDER BY next_sync_at LIMIT :limit",
 }
@@ -173,7 +174,8 @@ DUE_SQL = {
 def due_for(cur, column: str, now: datetime, limit: int) -> list[dict[str, Any]]:
     """Meetings whose status check (`next_check_at`) or sync (`next_sync_at`) is due; a partial index serves each."""
     cur.execute(DUE_SQL[column], {"now": now, "limit": limit})
-    return _dicts(cur)
+    return [{"id": str(row[0]), "schedule_version": row[1], "sync_attempts": row[2], "due_at": row[3]}
+            for row in cur.fetchall()]
 
 
 def postpone(cur, ids: list[str], column: str, until: datetime) -> None:
@@ -187,6 +189,8 @@ def ping(cur) -> None:
     cur.execute("SELECT 1")
     cur.fetchall()
 
+
+# --- attendance and files, written by the recording sync ----------------------------------------------------
 
 def set_attendance(cur, meeting_id: str, email: str, *, attended: bool, joined_at, left_at, seconds: int,
                    display_name: str | None) -> bool:
@@ -252,3 +256,9 @@ def upsert_transcript(cur, meeting_id: str, meet_name: str, **fields) -> None:
         " IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.document_id, EXCLUDED.document_url)",
         {"m": meeting_id, "name": meet_name, **fields},
     )
+
+
+def invitee_emails(cur, meeting_id: str) -> list[str]:
+    """The organizer's and invitees' emails as stored."""
+    cur.execute("SELECT email FROM participants WHERE meeting_id = :m AND role <> 'other'", {"m": meeting_id})
+    return [row[0] for row in cur.fetchall()]

@@ -1,0 +1,33 @@
+"""Handing a meeting's follow-up work to Cloud Tasks; the sweeps are the fallback for anything not enqueued."""
+from __future__ import annotations
+
+import logging
+
+from shared.domain.meeting import Meeting
+from shared.domain.schedule import Task, followup_tasks
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(task: Task, *, tasks, settings: Settings) -> bool:
+    """Enqueue one task; an outage or a too-distant run time is logged and left to the sweeps."""
+    if not settings.tasks_queue:
+        return False
+    from shared.adapters.cloud_tasks import TaskEnqueueError, TaskTooFarAhead
+
+    try:
+        return bool(tasks.enqueue(task))
+    except TaskTooFarAhead:
+        # Cloud Tasks takes at most 30 days ahead; the sweeps reach such meetings through their due columns.
+        log.info("%s is too far ahead for a task; left to the sweep", task.purpose,
+                 extra={"meeting_id": task.meeting_id})
+    except TaskEnqueueError:
+        log.warning("could not enqueue %s; the sweep will catch up", task.purpose,
+                    extra={"meeting_id": task.meeting_id})
+    return False
+
+
+def enqueue_followups(meeting: Meeting, *, tasks, settings: Settings) -> int:
+    """Enqueue the status checks and the recording sync that follow the meeting's schedule; returns how many."""
+    return sum(enqueue(task, tasks=tasks, settings=settings) for task in followup_tasks(meeting, settings))
