@@ -1,5 +1,5 @@
-"""Google Workspace: the only module that knows Google's APIs and their wire formats (Calendar v3, Meet v2, Drive v3,
-People and the Directory). The use cases speak shared.domain types; `MeetingCalendar` and `MeetRooms` translate."""
+"""Google Workspace: the only module that knows Google's APIs, their identity and wire formats (Calendar v3, Meet v2,
+Drive v3, People). The use cases speak shared.domain types; `MeetingCalendar` and `MeetRooms` translate."""
 from __future__ import annotations
 
 import json
