@@ -34,7 +34,9 @@ def recordings(ctx: Context, meeting_id: str):
 @app.route("health")
 def health(ctx: Context):
     report = health_check.check(db=ctx.deps.db)
-    return Reply(report, status=200 if report.status == "ok" else 503)
+    if report.status == "ok":
+        return report
+    return Reply(report, status=503, headers={"Retry-After": str(ctx.deps.settings.retry_after_seconds)})
 
 
 @app.route("openapi")

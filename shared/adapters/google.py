@@ -22,6 +22,7 @@ from googleapiclient.errors import HttpError
 
 from shared.domain.errors import CancelledEventExists, IdentityRefused, NotFound, Unavailable, UpstreamFailed
 from shared.domain.meeting import Artifact, CalendarEvent, Conference, ConferenceRecord, Joiner, Meeting, MeetSnapshot
+from shared.domain.rules import overlaps
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -331,7 +332,8 @@ def _event_time(value: datetime, zone_name: str) -> dict[str, str]:
 
 
 def _attendees(meeting: Meeting) -> list[dict[str, Any]]:
-    return [{"email": p.email, **({"organizer": True} if p.role == "organizer" else {})} for p in meeting.attendees]
+    return [{"email": p.email, **({"organizer": True} if p.role == "organizer" else {}),
+             **({"displayName": p.invited_name} if p.invited_name else {})} for p in meeting.attendees]
 
 
 def event_body(meeting: Meeting) -> dict[str, Any]:
@@ -429,10 +431,12 @@ class MeetRooms:
         return [ConferenceRecord(name=r["name"], start=_parse(r.get("startTime")), end=_parse(r.get("endTime")))
                 for r in self._meet.conference_records(meeting.calendar_owner, code)]
 
-    def snapshot(self, meeting: Meeting, *, now: datetime) -> MeetSnapshot:
-        """Every conference record of the room with its joiners, their sessions, recordings and transcripts."""
+    def snapshot(self, meeting: Meeting, *, now: datetime, window: tuple[datetime, datetime]) -> MeetSnapshot:
+        """The room's conference records that overlap `window`, with their joiners, sessions and files."""
         owner, code, meet = meeting.calendar_owner, meeting.meeting_code or "", self._meet
-        records = meet.conference_records(owner, code)
+        records = [r for r in meet.conference_records(owner, code)
+                   if overlaps(ConferenceRecord(r["name"], _parse(r.get("startTime")), _parse(r.get("endTime"))),
+                               window)]
         joiners: dict[str, Joiner] = {}
         recordings: list[Artifact] = []
         transcripts: list[Artifact] = []

@@ -33,6 +33,8 @@ class Participant:
     joined_at: datetime | None = None
     left_at: datetime | None = None
     attended_seconds: int | None = None
+    matched_by: str | None = None  # email | display_name | elimination, once a sync matched a joiner
+    invited_name: str | None = None  # the display name the caller gave for an invitee
 
 
 @dataclass(frozen=True)

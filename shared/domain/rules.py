@@ -5,16 +5,19 @@ Nothing here does I/O; the use cases read, call these, then write through the tr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.domain import schedule
+from shared.domain.emails import domain_key, mailbox
 from shared.domain.errors import InvalidInput
 from shared.domain.lifecycle import can_move
-from shared.domain.meeting import CalendarEvent, ConferenceRecord, Meeting, Status
+from shared.domain.meeting import CalendarEvent, ConferenceRecord, Meeting, Participant, Status
 
 MAX_DURATION = timedelta(hours=24)
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST_AHEAD = timedelta(days=5 * 365 + 1)  # five years, a leap day included
 
 
 def resolve_time(value: datetime, zone: ZoneInfo) -> datetime:
@@ -22,31 +25,69 @@ def resolve_time(value: datetime, zone: ZoneInfo) -> datetime:
     return value.replace(tzinfo=zone) if value.tzinfo is None else value
 
 
-def check_times(start: datetime, end: datetime, field: str = "scheduled_end") -> None:
-    """Start before end, at most 24 h apart."""
+def check_bounds(value: datetime, field: str, *, now: datetime) -> datetime:
+    """A scheduled time (offset-aware) from 2000-01-01 to five years from now, as an instant in UTC."""
+    try:
+        instant = value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise InvalidInput.field(field, "is out of range") from None
+    if instant < EARLIEST:
+        raise InvalidInput.field(field, "must not be before 2000-01-01T00:00:00Z")
+    if instant > now + LATEST_AHEAD:
+        raise InvalidInput.field(field, "must be at most five years from now")
+    return instant
+
+
+def check_times(start: datetime, end: datetime, field: str = "scheduled_end", *,
+                now: datetime | None = None) -> tuple[datetime, datetime]:
+    """Start before end (as instants: wall clocks lie around DST changes), at most 24 h apart; with `now`, each
+    within the bounds. Returns both as UTC instants."""
+    if now is not None:
+        start, end = check_bounds(start, "scheduled_start", now=now), check_bounds(end, "scheduled_end", now=now)
+    else:
+        start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     if end <= start:
         raise InvalidInput.field(field, "must be after scheduled_start")
     if end - start > MAX_DURATION:
         raise InvalidInput.field(field, "a meeting lasts at most 24 hours")
+    return start, end
 
 
 def merge_invitees(organizer: str, invited: list[str], field: str = "invited_emails") -> list[str]:
-    """Invitees de-duplicated case-insensitively (first spelling kept), the organizer dropped."""
-    seen = {organizer.lower()}
+    """Invitees de-duplicated as mailboxes (case, IDNA domains; first spelling kept), the organizer dropped."""
+    return [p.email for p in merge_people(organizer, [Participant(e, "guest") for e in invited], field)
+            if p.email]
+
+
+def merge_people(organizer: str, invited: list[Participant], field: str = "invited_emails") -> list[Participant]:
+    """Invitees (with any given display name) de-duplicated as mailboxes, first spelling kept, organizer dropped."""
+    seen = {mailbox(organizer)}
     merged = []
-    for email in invited:
-        if email.lower() not in seen:
-            seen.add(email.lower())
-            merged.append(email)
+    for person in invited:
+        key = mailbox(person.email)
+        if key not in seen:
+            seen.add(key)
+            merged.append(person)
     if not merged:
         raise InvalidInput.field(field, "must name at least one invitee besides the organizer")
     return merged
 
 
+def given_invitees(given: dict[str, Any]) -> tuple[str, list[Participant]] | None:
+    """The invitees a request gives, as (field, people): `invited_emails` or its richer form `invitees`, never both."""
+    emails, rich = given.get("invited_emails"), given.get("invitees")
+    if emails is not None and rich is not None:
+        raise InvalidInput.field("invitees", "give either invited_emails or invitees, not both")
+    if rich is not None:
+        return "invitees", [Participant(i["email"], "guest", invited_name=i.get("display_name")) for i in rich]
+    if emails is not None:
+        return "invited_emails", [Participant(e, "guest") for e in emails]
+    return None
+
+
 def calendar_owner_for(organizer: str, *, workspace_domain: str | None, default_owner: str | None) -> str | None:
     """Whose calendar holds the event: the organizer inside the Workspace domain, else the configured owner."""
-    domain = organizer.rsplit("@", 1)[-1].lower()
-    if workspace_domain and domain == workspace_domain.lower():
+    if workspace_domain and domain_key(organizer.rpartition("@")[2]) == domain_key(workspace_domain):
         return organizer
     return default_owner
 
@@ -59,7 +100,7 @@ class UpdatePlan:
 
     changes: dict[str, Any] = field(default_factory=dict)
     event_parts: frozenset[str] = frozenset()  # times | title | description | attendees
-    invitees: list[str] | None = None
+    invitees: list[Participant] | None = None
 
     @property
     def rescheduled(self) -> bool:
@@ -77,7 +118,8 @@ def plan_update(meeting: Meeting, given: dict[str, Any], *, default_title: str, 
         start = new_start
     elif "scheduled_end" in given:
         end = resolve_time(given["scheduled_end"], zone)
-    check_times(start, end)
+    if "scheduled_start" in given or "scheduled_end" in given:
+        start, end = check_times(start, end, now=now)
     changes: dict[str, Any] = {}
     parts: set[str] = set()
     if (start, end) != (meeting.scheduled_start, meeting.scheduled_end):
@@ -94,15 +136,42 @@ def plan_update(meeting: Meeting, given: dict[str, Any], *, default_title: str, 
         changes["description"] = given["description"]
         parts.add("description")
     invitees = None
-    if "invited_emails" in given:
-        merged = merge_invitees(meeting.organizer_email, given["invited_emails"])
-        if [e.lower() for e in merged] != [e.lower() for e in meeting.invited_emails]:
+    asked = given_invitees(given)
+    if asked is not None:
+        field_name, people = asked
+        merged = merge_people(meeting.organizer_email, people, field_name)
+        current = [p for p in meeting.participants if p.role == "guest"]
+        if field_name == "invited_emails":
+            # The plain form says nothing of names: the names already given stay.
+            names = {mailbox(p.email): p.invited_name for p in current}
+            merged = [p if p.invited_name else Participant(p.email, "guest", invited_name=names.get(mailbox(p.email)))
+                      for p in merged]
+        if [(mailbox(p.email), p.invited_name) for p in merged] != [(mailbox(p.email), p.invited_name)
+                                                                    for p in current]:
             invitees = merged
             parts.add("attendees")
     return UpdatePlan(changes=changes, event_parts=frozenset(parts), invitees=invitees)
 
 
 # --- status reconciliation ---------------------------------------------------------------------------------
+
+# A Meet room is reused: only conferences near the slot are this appointment (a test call the day before is not).
+WINDOW_LEAD = timedelta(minutes=60)
+
+Window = tuple[datetime, datetime]
+
+
+def conference_window(meeting: Meeting, *, grace: timedelta, start: datetime | None = None,
+                      end: datetime | None = None) -> Window:
+    """From an hour before the slot to the grace period after it: the conferences that count."""
+    return (start or meeting.scheduled_start) - WINDOW_LEAD, (end or meeting.scheduled_end) + grace
+
+
+def overlaps(record: ConferenceRecord, window: Window) -> bool:
+    """Whether a conference (live when it has no end) overlaps the window."""
+    began = record.start or window[0]
+    return began < window[1] and (record.end is None or record.end > window[0])
+
 
 @dataclass(frozen=True)
 class Reconciliation:
@@ -147,8 +216,10 @@ def reconcile(meeting: Meeting, event: CalendarEvent | None, *, live: bool, reco
         conference = event.conference
         code = conference.code
         changes.update(meet_link=conference.link, meeting_code=conference.code, conference_status=conference.status)
-    ended = [r.end for r in records if r.end is not None]
-    # A conference that ended before the slot (a test call the day before) does not finish the appointment.
+    window = conference_window(meeting, grace=grace, start=start, end=end)
+    # Only conferences near the slot count: a test call the day before neither starts nor finishes it.
+    live = live and window[0] <= now <= window[1]
+    ended = [r.end for r in records if r.end is not None and overlaps(r, window)]
     ended_at = max(ended) if ended and now >= start and not live else None
     target = status
     if live:

@@ -10,8 +10,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from shared.adapters.postgres import repository as repo
@@ -59,7 +59,7 @@ class NewMeeting:
     """A create request after the domain rules: resolved times, merged invitees, defaults applied."""
 
     organizer_email: str
-    invited_emails: list[str]
+    invitees: list[Participant]
     scheduled_start: datetime
     scheduled_end: datetime
     title: str
@@ -67,6 +67,10 @@ class NewMeeting:
     time_zone: str
     external_reference: str | None
     fingerprint: str
+
+    @property
+    def invited_emails(self) -> list[str]:
+        return [p.email for p in self.invitees if p.email]
 
 
 def normalize(data: MeetingCreate, *, settings: Settings, now: datetime) -> NewMeeting:
@@ -82,22 +86,29 @@ def normalize(data: MeetingCreate, *, settings: Settings, now: datetime) -> NewM
         given = None
     else:
         start, end = rules.resolve_time(data.scheduled_start, zone), rules.resolve_time(data.scheduled_end, zone)
-        check_times(start, end)
-        given = [start.astimezone(timezone.utc).isoformat(), end.astimezone(timezone.utc).isoformat()]
-    invitees = merge_invitees(data.organizer_email, data.invited_emails)
+        start, end = check_times(start, end, now=now)
+        given = [start.isoformat(), end.isoformat()]
+    asked = rules.given_invitees({"invited_emails": data.invited_emails, "invitees": data.invitees and [
+        i.model_dump() for i in data.invitees]})
+    if asked is None:
+        raise InvalidInput.field("invited_emails", "is required (or give invitees with their display names)")
+    invitees = rules.merge_people(data.organizer_email, asked[1], asked[0])
     title = data.title if data.title and data.title.strip() else settings.default_title
     # The fingerprint says whether a replay with the same reference is "the same body".
-    canonical = {
+    canonical: dict[str, Any] = {
         "organizer": data.organizer_email.lower(),
-        "invitees": sorted(e.lower() for e in invitees),
+        "invitees": sorted(p.email.lower() for p in invitees if p.email),
         "times": given,
         "title": title,
         "description": data.description,
         "time_zone": zone_name,
     }
+    names = {p.email.lower(): p.invited_name for p in invitees if p.email and p.invited_name}
+    if names:
+        canonical["names"] = names
     fingerprint = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
     return NewMeeting(
-        organizer_email=data.organizer_email, invited_emails=invitees, scheduled_start=start, scheduled_end=end,
+        organizer_email=data.organizer_email, invitees=invitees, scheduled_start=start, scheduled_end=end,
         title=title, description=data.description, time_zone=zone_name,
         external_reference=data.external_reference, fingerprint=fingerprint,
     )
@@ -129,8 +140,7 @@ def create_meeting(data: MeetingCreate, *, principal: Principal, db: Database, c
 
 def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: Settings, now: datetime) -> str:
     """Write the PENDING row, or find the one this reference already has (re-opened if it FAILED)."""
-    people = (Participant(email=new.organizer_email, role="organizer"),
-              *(Participant(email=e, role="guest") for e in new.invited_emails))
+    people = (Participant(email=new.organizer_email, role="organizer"), *new.invitees)
     meeting = Meeting(
         id=str(uuid.uuid4()), client_id=principal.client_id, status=Status.PENDING,
         external_reference=new.external_reference, request_fingerprint=new.fingerprint,
@@ -210,8 +220,8 @@ def store_conference(cur, meeting: Meeting, event: CalendarEvent) -> Meeting:
 def update_meeting(meeting_id: str, patch: MeetingUpdate, *, principal: Principal, db: Database,
                    calendar: CalendarPort, tasks, settings: Settings, clock: Clock) -> MeetingOut:
     """Reschedule, retitle or change invitees: the Calendar event is patched (invitees notified), the link kept."""
-    given = {name: getattr(patch, name) for name in patch.model_fields_set}
-    for name in ("scheduled_start", "scheduled_end", "invited_emails"):
+    given = patch.model_dump(include=patch.model_fields_set)
+    for name in ("scheduled_start", "scheduled_end", "invited_emails", "invitees"):
         if name in given and given[name] is None:
             raise InvalidInput.field(name, "cannot be null")
     meeting_id = valid_id(meeting_id)
@@ -228,13 +238,14 @@ def update_meeting(meeting_id: str, patch: MeetingUpdate, *, principal: Principa
         if not plan.event_parts:
             return _out(meeting)
         after = meeting.but(**plan.changes)
+        people = None
         if plan.invitees is not None:
-            after = after.but(participants=(Participant(email=meeting.organizer_email, role="organizer"),
-                                            *(Participant(email=e, role="guest") for e in plan.invitees)))
+            people = [Participant(email=meeting.organizer_email, role="organizer"), *plan.invitees]
+            after = after.but(participants=tuple(people))
         calendar.patch_event(after, plan.event_parts)
         changed = change(cur, meeting, **plan.changes)
-        if plan.invitees is not None:
-            repo.replace_invitees(cur, meeting_id, meeting.organizer_email, plan.invitees)
+        if people is not None:
+            repo.replace_invitees(cur, meeting_id, people)
         if plan.rescheduled:
             moved = changed
     if moved is not None:

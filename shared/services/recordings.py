@@ -5,11 +5,11 @@ import logging
 from datetime import datetime, timedelta
 
 from shared.adapters.postgres import repository as repo
-from shared.domain import rules
+from shared.domain import attendance, rules
 from shared.domain.errors import NotFound
 from shared.domain.lifecycle import can_move
 from shared.domain.meeting import Joiner as Attendee  # noqa: F401  (attendance arithmetic lives on the Joiner)
-from shared.domain.meeting import MeetSnapshot, Status
+from shared.domain.meeting import Meeting, MeetSnapshot, Status
 from shared.domain.schedule import Task
 from shared.services import followups
 from shared.services.meetings import valid_id
@@ -38,11 +38,12 @@ def sync_meeting(meeting_id: str, *, attempt: int, db, meet, tasks, settings: Se
                     change(cur, current, next_sync_at=None)
         return summary.model_copy(update={"outcome": "skipped", "detail": "no conference to sync"})
     # Google is read outside the transaction: no row lock is held while Meet and Drive answer.
-    snapshot = meet.snapshot(meeting, now=now)
+    snapshot = meet.snapshot(meeting, now=now, window=rules.conference_window(
+        meeting, grace=timedelta(minutes=settings.grace_period_minutes)))
     with db.transaction() as cur:
         current = repo.get_meeting(cur, meeting_id, lock=True)
         assert current is not None  # meetings are never deleted
-        counts = _store(cur, meeting_id, snapshot, over=now >= meeting.scheduled_end)
+        counts = _store(cur, current, snapshot, over=now >= meeting.scheduled_end)
         status = current.status
         target = None
         finished_at = current.finished_at
@@ -65,35 +66,23 @@ def sync_meeting(meeting_id: str, *, attempt: int, db, meet, tasks, settings: Se
                                       "detail": None if snapshot.complete else "waiting for Meet and Drive to finish"})
 
 
-def _store(cur, meeting_id: str, snapshot: MeetSnapshot, *, over: bool) -> dict[str, int]:
-    """Upsert what the snapshot says; after the slot, invitees nobody saw are no-shows."""
-    seen: set[str] = set()
-    others = 0
-    for person in snapshot.joiners:
-        matched = person.email is not None and repo.set_attendance(
-            cur, meeting_id, person.email, attended=True, joined_at=person.joined_at, left_at=person.left_at,
-            seconds=person.seconds, display_name=person.display_name)
-        if matched and person.email is not None:
-            seen.add(person.email.lower())
-        else:
-            others += 1
-            repo.upsert_other(cur, meeting_id, person.key, display_name=person.display_name,
-                              joined_at=person.joined_at, left_at=person.left_at, seconds=person.seconds)
-    no_shows = 0
-    if over or snapshot.conference_over:
-        for email in repo.invitee_emails(cur, meeting_id):
-            if email.lower() not in seen:
-                repo.set_attendance(cur, meeting_id, email, attended=False, joined_at=None, left_at=None, seconds=0,
-                                    display_name=None)
-                no_shows += 1
+def _store(cur, meeting: Meeting, snapshot: MeetSnapshot, *, over: bool) -> dict[str, int]:
+    """Store the snapshot: joiners matched to the organizer and invitees, the others listed, the files upserted."""
+    decided = over or snapshot.conference_over
+    matching = attendance.match(list(meeting.attendees), list(snapshot.joiners), decided=decided)
+    repo.write_attendance(cur, meeting.id, list(matching.invitees), list(matching.others))
     for r in snapshot.recordings:
-        repo.upsert_recording(cur, meeting_id, r.meet_name, state=r.state, drive_file_id=r.file_id,
+        repo.upsert_recording(cur, meeting.id, r.meet_name, state=r.state, drive_file_id=r.file_id,
                               drive_file_url=r.file_url, duration_seconds=r.duration_seconds,
                               available_at=r.available_at)
     for t in snapshot.transcripts:
-        repo.upsert_transcript(cur, meeting_id, t.meet_name, state=t.state, document_id=t.file_id,
+        repo.upsert_transcript(cur, meeting.id, t.meet_name, state=t.state, document_id=t.file_id,
                                document_url=t.file_url)
-    return {"conferences": len(snapshot.records), "attended": len(seen), "no_shows": no_shows, "others": others,
+    return {"conferences": len(snapshot.records),
+            "attended": sum(1 for a in matching.invitees if a.attended),
+            "no_shows": sum(1 for a in matching.invitees if a.attended is False),
+            "undetermined": sum(1 for a in matching.invitees if a.attended is None),
+            "others": len(matching.others),
             "recordings": len(snapshot.recordings), "transcripts": len(snapshot.transcripts)}
 
 

@@ -70,6 +70,9 @@ class Context:
         if mimetype != "application/json" and not mimetype.endswith("+json"):
             raise UnsupportedMediaType("Send the body as application/json.")
         raw = self.raw_body()
+        duplicate = _duplicate_key(raw)
+        if duplicate is not None:
+            raise errors.InvalidInput.field(duplicate, "is given more than once")
         try:
             return model.model_validate_json(raw)
         except ValidationError as exc:
@@ -93,6 +96,29 @@ class Context:
 
 
 Handler = Callable[..., Any]
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _duplicate_key(raw: bytes) -> str | None:
+    """The first key a JSON object repeats ({"a": 1, "a": 2} would otherwise keep the last), or None."""
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in items:
+            if key in seen:
+                raise _Duplicate(key)
+            seen[key] = value
+        return seen
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except _Duplicate as found:
+        return str(found.args[0])[:200]
+    except (ValueError, RecursionError):
+        return None  # not JSON: pydantic says so precisely
+    return None
 
 
 class FunctionApp:

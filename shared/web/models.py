@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
+import zoneinfo
 from datetime import datetime, timezone
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -39,14 +40,24 @@ def _valid_email(value: str) -> str:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
         raise ValueError(f"not a valid email address: {exc}") from None
+    if len(value.rpartition("@")[0]) > 64:
+        raise ValueError("not a valid email address: the part before the @ is longer than 64 characters")
     return value
 
 
+# Names of the tz database that are files of the zoneinfo directory but not time zones a caller means.
+_NOT_ZONES = frozenset({"Factory", "localtime", "posixrules"})
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) - _NOT_ZONES
+
+
 def _known_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("unknown IANA time zone") from None
+    # Only names of the IANA database: a directory ("America") or a file such as "posixrules" is not a zone.
+    if value not in _zone_names():
+        raise ValueError("unknown IANA time zone (use a name such as America/Bogota)")
     return value
 
 
@@ -60,9 +71,13 @@ def _datetime_text(value: object) -> object:
     if not isinstance(value, str) or not re.fullmatch(_DATETIME, value):
         raise ValueError("must be an RFC 3339 date-time such as 2025-11-25T15:00:00Z (without offset: local time)")
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError("is not a valid date-time") from None
+    if not 1900 <= parsed.year <= 9000:
+        # Far outside any appointment, and near the ends of what datetime can convert between zones.
+        raise ValueError("is out of range")
+    return parsed
 
 
 def _utc(value: datetime) -> str:
@@ -84,11 +99,22 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+class Invitee(_Input):
+    """An invitee with the name they are expected to show in Meet (it helps match a patient's personal account)."""
+
+    email: Email
+    display_name: Annotated[Text, StringConstraints(max_length=200)] | None = None
+
+
+Invitees = Annotated[list[Invitee], Field(min_length=1, max_length=100)]
+
+
 class MeetingCreate(_Input):
     """XOMA's body for a new video appointment."""
 
     organizer_email: Email
-    invited_emails: Annotated[list[Email], Field(min_length=1, max_length=100)]
+    invited_emails: Annotated[list[Email], Field(min_length=1, max_length=100)] | None = None
+    invitees: Invitees | None = None
     scheduled_start: InputDatetime | None = None
     scheduled_end: InputDatetime | None = None
     external_reference: Annotated[Text, StringConstraints(min_length=1, max_length=255)] | None = None
@@ -112,12 +138,13 @@ class MeetingUpdate(_Input):
     title: Annotated[Text, StringConstraints(max_length=200)] | None = None
     description: Annotated[Text, StringConstraints(max_length=8000)] | None = None
     invited_emails: Annotated[list[Email], Field(min_length=1, max_length=100)] | None = None
+    invitees: Invitees | None = None
 
 
 class InternalRequest(BaseModel):
     """What Cloud Scheduler (`{}`, a sweep) or a Cloud Task (one meeting) posts to an internal function."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     meeting_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     schedule_version: int | None = None
@@ -147,6 +174,7 @@ class ParticipantOut(BaseModel):
     joined_at: UtcDatetime | None
     left_at: UtcDatetime | None
     attended_seconds: int | None
+    matched_by: Literal["email", "display_name", "elimination"] | None = None
 
 
 class RecordingOut(BaseModel):
@@ -190,7 +218,9 @@ class MeetingOut(BaseModel):
     @classmethod
     def of(cls, meeting: Meeting) -> "MeetingOut":
         """The resource of a stored meeting."""
-        participants = [ParticipantOut(**dataclasses.asdict(p)) for p in meeting.participants]
+        participants = [ParticipantOut(email=p.email, display_name=p.display_name, role=p.role, attended=p.attended,
+                                       joined_at=p.joined_at, left_at=p.left_at, attended_seconds=p.attended_seconds,
+                                       matched_by=p.matched_by) for p in meeting.participants]
         return cls(
             id=meeting.id, external_reference=meeting.external_reference, google_event_id=meeting.google_event_id,
             meet_link=meeting.meet_link, meeting_code=meeting.meeting_code, organizer_email=meeting.organizer_email,

@@ -19,7 +19,7 @@ _NAMES = tuple(name.strip() for name in _MEETING_COLUMNS.split(","))
 _DETAILS = (
     "(SELECT coalesce(json_agg(json_build_object('email', p.email, 'display_name', p.display_name,"
     " 'role', p.role, 'attended', p.attended, 'joined_at', p.joined_at, 'left_at', p.left_at,"
-    " 'attended_seconds', p.attended_seconds)"
+    " 'attended_seconds', p.attended_seconds, 'matched_by', p.matched_by, 'invited_name', p.invited_name)"
     " ORDER BY CASE p.role WHEN 'organizer' THEN 0 WHEN 'guest' THEN 1 ELSE 2 END, p.position, p.id), '[]')"
     " FROM participants p WHERE p.meeting_id = m.id) AS participants,"
     " (SELECT coalesce(json_agg(json_build_object('state', r.state, 'drive_file_id', r.drive_file_id,"
@@ -74,23 +74,28 @@ def insert_meeting(cur, meeting: Meeting) -> bool:
     )
     if cur.fetchone() is None:
         return False
-    replace_invitees(cur, meeting.id, meeting.organizer_email, meeting.invited_emails)
+    replace_invitees(cur, meeting.id, list(meeting.attendees))
     return True
 
 
-def replace_invitees(cur, meeting_id: str, organizer: str, invitees: list[str]) -> None:
-    """Make the organizer and guest rows match, keeping the rows (and attendance) of people who stay."""
-    people = [(organizer, "organizer")] + [(email, "guest") for email in invitees]
+def replace_invitees(cur, meeting_id: str, people: list[Participant]) -> None:
+    """Make the organizer and guest rows match `people`, keeping the rows (and attendance) of people who stay.
+
+    A given display name of an invitee is kept as `invited_name` and shown until a sync names the joiner.
+    """
     cur.execute(
         "DELETE FROM participants WHERE meeting_id = :m AND role <> 'other' AND NOT (lower(email) = ANY(:emails))",
-        {"m": meeting_id, "emails": [email.lower() for email, _ in people]},
+        {"m": meeting_id, "emails": [(p.email or "").lower() for p in people]},
     )
-    for position, (email, role) in enumerate(people):
+    for position, p in enumerate(people):
         cur.execute(
-            "INSERT INTO participants (meeting_id, email, role, position) VALUES (:m, :email, :role, :pos)"
+            "INSERT INTO participants (meeting_id, email, role, position, invited_name, display_name)"
+            " VALUES (:m, :email, :role, :pos, :name, :name)"
             " ON CONFLICT (meeting_id, lower(email)) WHERE email IS NOT NULL"
-            " DO UPDATE SET role = EXCLUDED.role, position = EXCLUDED.position, updated_at = now()",
-            {"m": meeting_id, "email": email, "role": role, "pos": position},
+            " DO UPDATE SET role = EXCLUDED.role, position = EXCLUDED.position,"
+            " invited_name = EXCLUDED.invited_name,"
+            " display_name = COALESCE(EXCLUDED.invited_name, participants.display_name), updated_at = now()",
+            {"m": meeting_id, "email": p.email, "role": p.role, "pos": position, "name": p.invited_name},
         )
 
 
@@ -192,45 +197,48 @@ def ping(cur) -> None:
 
 # --- attendance and files, written by the recording sync ----------------------------------------------------
 
-def set_attendance(cur, meeting_id: str, email: str, *, attended: bool, joined_at, left_at, seconds: int,
-                   display_name: str | None) -> bool:
-    """Attendance of an invitee or the organizer, written only when it changed; False when no such participant."""
+def write_attendance(cur, meeting_id: str, people: list, others: list) -> int:
+    """Store a sync's matching (shared.domain.attendance): the organizer's and invitees' attendance, and the
+    joiners matched to nobody as `other` rows; returns how many rows changed (0 when nothing did)."""
+    changed = 0
     cur.execute(
-        "UPDATE participants SET attended = :attended, joined_at = :joined, left_at = :left,"
-        " attended_seconds = :seconds, display_name = COALESCE(display_name, :name), updated_at = now()"
-        " WHERE meeting_id = :m AND lower(email) = lower(:email) AND role <> 'other'"
-        " AND (attended, joined_at, left_at, attended_seconds, display_name)"
-        " IS DISTINCT FROM (:attended, :joined, :left, :seconds, COALESCE(display_name, :name))",
-        {"m": meeting_id, "email": email, "attended": attended, "joined": joined_at, "left": left_at,
-         "seconds": seconds, "name": display_name},
+        "DELETE FROM participants WHERE meeting_id = :m AND role = 'other' AND NOT (meet_participant = ANY(:keys))",
+        {"m": meeting_id, "keys": [j.key for j in others]},
     )
-    if cur.rowcount:
-        return True
-    cur.execute("SELECT 1 FROM participants WHERE meeting_id = :m AND lower(email) = lower(:email) AND role <> 'other'",
-                {"m": meeting_id, "email": email})
-    return cur.fetchone() is not None
+    changed += cur.rowcount
+    for a in people:
+        cur.execute(
+            "UPDATE participants SET attended = :attended, joined_at = :joined, left_at = :left,"
+            " attended_seconds = :seconds, matched_by = :rule, meet_participant = :key,"
+            " display_name = COALESCE(invited_name, :name, display_name), updated_at = now()"
+            " WHERE meeting_id = :m AND lower(email) = lower(:email) AND role <> 'other'"
+            " AND (attended, joined_at, left_at, attended_seconds, matched_by, meet_participant, display_name)"
+            " IS DISTINCT FROM (:attended, :joined, :left, :seconds, :rule, :key,"
+            " COALESCE(invited_name, :name, display_name))",
+            {"m": meeting_id, "email": a.email, "attended": a.attended, "joined": a.joined_at, "left": a.left_at,
+             "seconds": a.seconds, "name": a.display_name, "rule": a.matched_by, "key": a.meet_key},
+        )
+        changed += cur.rowcount
+    for j in others:
+        cur.execute(
+            "INSERT INTO participants (meeting_id, email, role, position, display_name, meet_participant, attended,"
+            " joined_at, left_at, attended_seconds)"
+            " VALUES (:m, NULL, 'other', 1000, :name, :key, true, :joined, :left, :seconds)"
+            " ON CONFLICT (meeting_id, meet_participant) WHERE meet_participant IS NOT NULL DO UPDATE SET"
+            " display_name = EXCLUDED.display_name, joined_at = EXCLUDED.joined_at, left_at = EXCLUDED.left_at,"
+            " attended_seconds = EXCLUDED.attended_seconds, updated_at = now()"
+            " WHERE (participants.display_name, participants.joined_at, participants.left_at,"
+            " participants.attended_seconds) IS DISTINCT FROM"
+            " (EXCLUDED.display_name, EXCLUDED.joined_at, EXCLUDED.left_at, EXCLUDED.attended_seconds)",
+            {"m": meeting_id, "key": j.key, "name": j.display_name, "joined": j.joined_at, "left": j.left_at,
+             "seconds": j.seconds},
+        )
+        changed += cur.rowcount
+    return changed
 
 
-def upsert_other(cur, meeting_id: str, meet_key: str, *, display_name: str | None, joined_at, left_at,
-                 seconds: int) -> None:
-    """A joiner who is neither organizer nor invitee (or whom Google does not name), keyed by Meet's identity."""
-    cur.execute(
-        "INSERT INTO participants (meeting_id, email, role, position, display_name, meet_participant, attended,"
-        " joined_at, left_at, attended_seconds)"
-        " VALUES (:m, NULL, 'other', 1000, :name, :key, true, :joined, :left, :seconds)"
-        " ON CONFLICT (meeting_id, meet_participant) WHERE meet_participant IS NOT NULL DO UPDATE SET"
-        " display_name = EXCLUDED.display_name, joined_at = EXCLUDED.joined_at, left_at = EXCLUDED.left_at,"
-        " attended_seconds = EXCLUDED.attended_seconds, updated_at = now()"
-        " WHERE (participants.display_name, participants.joined_at, participants.left_at,"
-        " participants.attended_seconds) IS DISTINCT FROM"
-        " (EXCLUDED.display_name, EXCLUDED.joined_at, EXCLUDED.left_at, EXCLUDED.attended_seconds)",
-        {"m": meeting_id, "key": meet_key, "name": display_name, "joined": joined_at, "left": left_at,
-         "seconds": seconds},
-    )
-
-
-def upsert_recording(cur, meeting_id: str, meet_name: str, **fields) -> None:
-    """A Meet recording of the meeting; rewritten only when something changed."""
+def upsert_recording(cur, meeting_id: str, meet_name: str, **fields) -> bool:
+    """A Meet recording of the meeting; rewritten only when something changed (True then)."""
     cur.execute(
         "INSERT INTO recordings (meeting_id, meet_name, state, drive_file_id, drive_file_url, duration_seconds,"
         " available_at) VALUES (:m, :name, :state, :drive_file_id, :drive_file_url, :duration_seconds,"
@@ -243,10 +251,11 @@ def upsert_recording(cur, meeting_id: str, meet_name: str, **fields) -> None:
         " EXCLUDED.drive_file_url, EXCLUDED.duration_seconds, EXCLUDED.available_at)",
         {"m": meeting_id, "name": meet_name, **fields},
     )
+    return cur.rowcount > 0
 
 
-def upsert_transcript(cur, meeting_id: str, meet_name: str, **fields) -> None:
-    """A Meet transcript of the meeting; rewritten only when something changed."""
+def upsert_transcript(cur, meeting_id: str, meet_name: str, **fields) -> bool:
+    """A Meet transcript of the meeting; rewritten only when something changed (True then)."""
     cur.execute(
         "INSERT INTO transcripts (meeting_id, meet_name, state, document_id, document_url)"
         " VALUES (:m, :name, :state, :document_id, :document_url)"
@@ -256,9 +265,4 @@ def upsert_transcript(cur, meeting_id: str, meet_name: str, **fields) -> None:
         " IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.document_id, EXCLUDED.document_url)",
         {"m": meeting_id, "name": meet_name, **fields},
     )
-
-
-def invitee_emails(cur, meeting_id: str) -> list[str]:
-    """The organizer's and invitees' emails as stored."""
-    cur.execute("SELECT email FROM participants WHERE meeting_id = :m AND role <> 'other'", {"m": meeting_id})
-    return [row[0] for row in cur.fetchall()]
+    return cur.rowcount > 0
