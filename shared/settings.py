@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -47,7 +48,9 @@ class Settings(DatabaseSettings, FirestoreSettings):
 
     # Google: GOOGLE_API_ROOT points every API at a Google-compatible root (the local fake).
     google_api_root: str | None = None
-    google_delegation_sa: str | None = Field(None, description="service account that signs delegated tokens")
+    google_delegation_sa: str | None = Field(None, description="the service account authorized for delegation")
+    google_signing_key_file: str | None = Field(
+        None, description="with GOOGLE_API_ROOT only: PEM RSA key signing the delegation assertions (IAM in the cloud)")
     workspace_domain: str | None = None
     default_calendar_owner: str | None = Field(None, description="calendar for organizers outside the domain")
     google_num_retries: int = Field(4, ge=0, le=10)
@@ -97,8 +100,17 @@ class Settings(DatabaseSettings, FirestoreSettings):
 
     @model_validator(mode="after")
     def _google_identity(self) -> "Settings":
-        if not self.google_api_root and not self.google_delegation_sa:
-            raise ValueError("set GOOGLE_DELEGATION_SA (domain-wide delegation) or GOOGLE_API_ROOT")
+        if not self.google_delegation_sa:
+            raise ValueError("set GOOGLE_DELEGATION_SA: the service account authorized for domain-wide delegation")
+        # The signer is the one difference between the cloud and a local Google root: IAM there, a key file here.
+        if self.google_api_root and not self.google_signing_key_file:
+            raise ValueError("GOOGLE_API_ROOT needs GOOGLE_SIGNING_KEY_FILE, the PEM key that signs delegation "
+                             "assertions for that root (make run generates one under .local/)")
+        if self.google_signing_key_file and not self.google_api_root:
+            raise ValueError("GOOGLE_SIGNING_KEY_FILE is only for a local GOOGLE_API_ROOT: in the cloud the "
+                             "delegation assertion is signed through IAM, with no key file")
+        if self.google_signing_key_file and not Path(self.google_signing_key_file).is_file():
+            raise ValueError("GOOGLE_SIGNING_KEY_FILE names no readable file")
         return self
 
 
