@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import datetime, timezone
 
 # XOMA's body as it sends it today (the contract's seed): its slot is in the past, so the status check soon marks
@@ -26,7 +27,12 @@ RETITLE = {"title": "Control de seguimiento", "description": None}
 NEW_INVITEES = {"invited_emails": ["paciente@correo.com", "acompanante@correo.com"]}
 
 MEETING_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
-IDEMPOTENCY_KEY = "3f0e2c8a-5b1d-4e7f-9a6c-2d8b4e1f0a7c"
+
+
+def idempotency_key(operation_id: str) -> str:
+    """An example key, one per operation: a key already used for another request (method or path) is a 422."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"meet-middleware:{operation_id}"))
+
 
 PARTICIPANTS = [
     {"email": "doctor@clinica.com", "display_name": "Dra. Laura Gómez", "role": "organizer", "attended": True,

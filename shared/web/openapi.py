@@ -47,7 +47,7 @@ _IDEMPOTENCY_KEY = {
     "description": "Makes a retry safe: the first final answer is kept for 24 h (per client) and replayed with "
                    "`Idempotent-Replayed: true`; the same key with a different request is a 422. On DELETE the key "
                    "alone identifies the request.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "example": ex.IDEMPOTENCY_KEY,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 
 _BODY_EXAMPLES: dict[str, dict[str, Any]] = {
@@ -155,7 +155,7 @@ def _parameters(route: Route, defs: dict[str, Any]) -> list[dict[str, Any]]:
                 param["example"] = _PARAM_EXAMPLES[name]
             params.append(param)
     if route.method in _IDEMPOTENT and route.auth == "key":
-        params.append(_IDEMPOTENCY_KEY)
+        params.append(dict(_IDEMPOTENCY_KEY, example=ex.idempotency_key(route.operation_id)))
     return params
 
 
