@@ -47,7 +47,7 @@ _IDEMPOTENCY_KEY = {
     "description": "Makes a retry safe: the first final answer is kept for 24 h (per client) and replayed with "
                    "`Idempotent-Replayed: true`; the same key with a different request is a 422. On DELETE the key "
                    "alone identifies the request.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
 }
 
 _BODY_EXAMPLES: dict[str, dict[str, Any]] = {
@@ -92,6 +92,27 @@ def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
     if branches and len(branches) < len(schema.get("anyOf", [])):
         return {**{k: v for k, v in schema.items() if k != "default"}, "anyOf": branches}
     return schema
+
+
+def _flatten(node: Any) -> Any:
+    """anyOf inside anyOf (an optional field of a type that is itself a union) as one flat anyOf."""
+    if isinstance(node, list):
+        return [_flatten(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _flatten(value) for key, value in node.items()}
+    if "anyOf" in node:
+        branches = []
+        for branch in node["anyOf"]:
+            if set(branch) <= {"anyOf", "description"} and "anyOf" in branch:
+                branches.extend(branch["anyOf"])
+                node.setdefault("description", branch.get("description"))
+            else:
+                branches.append(branch)
+        node["anyOf"] = branches
+        if node.get("description") is None:
+            node.pop("description", None)
+    return node
 
 
 def _headers(*names: str) -> dict[str, Any]:
@@ -144,7 +165,7 @@ def _parameters(route: Route, defs: dict[str, Any]) -> list[dict[str, Any]]:
             param["description"] = _PARAM_DESCRIPTIONS[name]
         params.append(param)
     if route.query is not None:
-        schema = route.query.model_json_schema(ref_template=_REF)
+        schema = _flatten(route.query.model_json_schema(ref_template=_REF))
         defs.update(schema.get("$defs", {}))
         for name, prop in schema["properties"].items():
             param = {"name": name, "in": "query", "required": name in schema.get("required", []),
@@ -182,7 +203,8 @@ def _operation(route: Route, names: dict[tuple[type, str], str], defs: dict[str,
     op["responses"] = {str(route.status): success}
     for status in route.extra_status:
         op["responses"][str(status)] = dict(success, description="The same request again: the stored result")
-    for status in route.errors:
+    errors = route.errors if not idempotent or 422 in route.errors else (*route.errors, 422)
+    for status in sorted(errors):
         if idempotent and status in _REPLAYABLE:
             op["responses"][str(status)] = _problem(status, problem_ref, replayable=True)
         else:
@@ -213,12 +235,12 @@ def document() -> dict[str, Any]:
     wanted = list(dict.fromkeys(wanted))
     keys, defs = models_json_schema(wanted, ref_template=_REF)
     names = {key: ref["$ref"].rsplit("/", 1)[-1] for key, ref in keys.items()}
-    schemas = dict(defs.get("$defs", {}))
+    schemas = _flatten(dict(defs.get("$defs", {})))
     problem_ref = {"$ref": _REF.format(model=names[(m.Problem, "serialization")])}
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
         paths.setdefault(r.path, {})[r.method.lower()] = _operation(r, names, schemas, problem_ref)
-    statuses = sorted({s for r in routes for s in r.errors})
+    statuses = sorted({s for r in routes for s in r.errors} | {422})
     used = {tag_of(r.path) for r in routes}
     return {
         "openapi": "3.1.0",
