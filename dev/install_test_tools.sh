@@ -24,7 +24,8 @@ if [[ -n "${CHROMIUM:-}" ]] || command -v chromium >/dev/null 2>&1 || command -v
 elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   echo "installing chromium (apt)"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+  APT_UPDATED=1
 else
   echo "WARNING: chromium is not installed and cannot be installed here (needs root and apt):" \
        "the /v1/docs browser tests will be skipped, or fail under CI=true" >&2
@@ -32,6 +33,11 @@ fi
 
 # --- newman and openapi-to-postmanv2 ----------------------------------------------------------------------------
 NODE_DIR="$LOCAL/node-tools"
+if ! command -v npm >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing node and npm (apt)"
+  [[ -n "${APT_UPDATED:-}" ]] || apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
 if command -v npm >/dev/null 2>&1; then
   WANT="$(cat "$REPO_ROOT/dev/test-tools/package.json" "$REPO_ROOT/dev/test-tools/package-lock.json" | sha256sum)"
   if [[ ! -f "$NODE_DIR/.installed" ]] || [[ "$(cat "$NODE_DIR/.installed")" != "$WANT" ]] \

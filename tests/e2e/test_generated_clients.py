@@ -97,7 +97,8 @@ def test_the_document_as_a_postman_collection_runs_green_in_newman(stack, tmp_pa
     for folder in collection["item"]:
         for item in folder.get("item", [folder]):
             method = item["request"]["method"].lower()
-            path = "/" + "/".join(p if not p.startswith(":") else "{" + p[1:] + "}" for p in item["request"]["url"]["path"])
+            segments = item["request"]["url"]["path"]
+            path = "/" + "/".join("{" + p[1:] + "}" if p.startswith(":") else p for p in segments)
             item["name"] = document["paths"][path][method]["operationId"]
             requests_by_operation[item["name"]] = item
     for item in requests_by_operation.values():

@@ -157,8 +157,8 @@ def test_the_docs_assets_are_served_without_loading_them_at_cold_start(function_
     # The asset package is located on the docs routes, never imported, and not touched by a cold start.
     probe = ("import json, runpy, sys; runpy.run_path(sys.argv[1], run_name='main'); "
              "print(json.dumps(sorted(m for m in sys.modules if 'swagger' in m or 'flask_openapi' in m)))")
-    env = dict(os.environ, DATABASE_URL="postgresql://nobody@192.0.2.1:5432/none", GOOGLE_API_ROOT="http://192.0.2.1:9/",
-               PYTHONPATH=str(ROOT))
+    env = dict(os.environ, DATABASE_URL="postgresql://nobody@192.0.2.1:5432/none",
+               GOOGLE_API_ROOT="http://192.0.2.1:9/", PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", probe, str(ROOT / "functions/get_meeting/main.py")], env=env,
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0 and json.loads(out.stdout.strip().splitlines()[-1]) == [], out.stderr
