@@ -172,12 +172,15 @@ class MeetingListQuery(_Input):
     model_config = ConfigDict(extra="ignore")
 
     status: Status | None = None
-    organizer_email: Annotated[Text, StringConstraints(max_length=254)] | None = None
+    organizer_email: Annotated[Annotated[Text, StringConstraints(max_length=254)] | None, Field(
+        description="Only this organizer's meetings (compared case-insensitively)")] = None
     external_reference: Annotated[Text, StringConstraints(max_length=255)] | None = None
-    scheduled_from: InputDatetime | None = None
-    scheduled_to: InputDatetime | None = None
-    page_size: Annotated[int, Field(ge=1, le=100)] = 20
-    page_token: Annotated[Text, StringConstraints(max_length=512)] | None = None
+    scheduled_from: Annotated[InputDatetime | None, Field(
+        description="Meetings starting at or after this time (without an offset: in the default time zone)")] = None
+    scheduled_to: Annotated[InputDatetime | None, Field(description="Meetings starting before this time")] = None
+    page_size: Annotated[int, Field(ge=1, le=100, description="1 to 100")] = 20
+    page_token: Annotated[Annotated[Text, StringConstraints(max_length=512)] | None, Field(
+        description="The `next_page_token` of the previous page (opaque)")] = None
 
 
 class ParticipantOut(BaseModel):
