@@ -51,7 +51,7 @@ GATEWAY_PORT ?= 8080
 docs-screenshot: ## screenshot /v1/docs of the running stack (make run) into docs-screenshot.png
 	@chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
 		--disable-component-update --disable-sync --user-data-dir="$$(mktemp -d)" --hide-scrollbars \
-		--window-size=1280,2200 --virtual-time-budget=15000 --screenshot=docs-screenshot.png \
+		--window-size=1280,6000 --virtual-time-budget=15000 --screenshot=docs-screenshot.png \
 		"http://127.0.0.1:$(GATEWAY_PORT)/v1/docs#/meetings/createMeeting" 2>/dev/null && echo "docs-screenshot.png"
 
 clean: ## remove the virtualenv and build output (keeps .local/ data)
