@@ -21,7 +21,6 @@ from pydantic import (
 )
 
 from shared.domain.meeting import Meeting, Status
-
 from shared.web import examples as ex
 
 

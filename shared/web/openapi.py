@@ -4,8 +4,9 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared.web import examples as ex
@@ -180,7 +181,7 @@ def _parameters(route: Route, defs: dict[str, Any]) -> list[dict[str, Any]]:
     return params
 
 
-def _operation(route: Route, names: dict[tuple[type, str], str], defs: dict[str, Any],
+def _operation(route: Route, names: dict[Any, str], defs: dict[str, Any],
                problem_ref: dict[str, str]) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": route.operation_id, "summary": route.summary,
                           "tags": [tag_of(route.path)], "x-function": route.function}
@@ -226,7 +227,7 @@ def _operation(route: Route, names: dict[tuple[type, str], str], defs: dict[str,
 def document() -> dict[str, Any]:
     """The whole public API as OpenAPI 3.1 (without `servers`: see `served`)."""
     routes = public_routes()
-    wanted: list[tuple[type, str]] = [(m.Problem, "serialization")]
+    wanted: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [(m.Problem, "serialization")]
     for r in routes:
         if r.body is not None:
             wanted.append((r.body, "validation"))
