@@ -40,7 +40,7 @@ def wait_for_port(port: int, process: subprocess.Popen | None, timeout: float, n
 
 
 PROJECT, LOCATION, QUEUE = "local-dev", "us-central1", "meet-tasks"
-LOCAL_DELEGATION_SA = f"meet-delegation@{PROJECT}.iam.gserviceaccount.com"
+from shared.settings import LOCAL_DELEGATION_SA, LOCAL_SIGNING_KEY  # noqa: E402  (one source for both)
 
 
 def delegation_identity(state: Path) -> tuple[str, str, Path]:
@@ -48,7 +48,7 @@ def delegation_identity(state: Path) -> tuple[str, str, Path]:
     GOOGLE_SIGNING_KEY_FILE names one), its service account, and its public half for the Google root to trust."""
     from dev.fake_google.identity import ensure_private_key, public_key_pem
 
-    key_file = Path(os.environ.get("GOOGLE_SIGNING_KEY_FILE") or ensure_private_key(state / "google-signing-key.pem"))
+    key_file = Path(os.environ.get("GOOGLE_SIGNING_KEY_FILE") or ensure_private_key(state / LOCAL_SIGNING_KEY))
     account = os.environ.get("GOOGLE_DELEGATION_SA") or LOCAL_DELEGATION_SA
     public = state / "google-signing-key.pub.pem"
     public.write_text(public_key_pem(key_file.read_text()))
@@ -192,7 +192,10 @@ def main() -> int:
                                                   log_dir=state / "logs")
         stack.emulators.append(cloud_tasks)
         base = f"http://127.0.0.1:{gateway_port}"
-        env = dict(os.environ, DATABASE_URL=db_url, GOOGLE_API_ROOT=google_root, PYTHONUNBUFFERED="1",
+        # The clinic's Workspace in miniature, unless the environment names another.
+        workspace = {"WORKSPACE_DOMAIN": os.environ.get("WORKSPACE_DOMAIN") or "clinica.com",
+                     "DEFAULT_CALENDAR_OWNER": os.environ.get("DEFAULT_CALENDAR_OWNER") or "agenda@clinica.com"}
+        env = dict(os.environ, **workspace, DATABASE_URL=db_url, GOOGLE_API_ROOT=google_root, PYTHONUNBUFFERED="1",
                    GOOGLE_SIGNING_KEY_FILE=key_file, GOOGLE_DELEGATION_SA=delegation_sa,
                    GOOGLE_CLOUD_PROJECT=PROJECT, FIRESTORE_EMULATOR_HOST=firestore.host_port,
                    FIRESTORE_DATABASE="(default)", TASKS_EMULATOR_HOST=cloud_tasks.host_port,

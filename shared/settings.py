@@ -2,12 +2,22 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The delegation identity of a local Google root (`make run` makes the key once and has its fake trust it).
+LOCAL_DELEGATION_SA = "meet-delegation@local-dev.iam.gserviceaccount.com"
+LOCAL_SIGNING_KEY = "google-signing-key.pem"
+
+
+def local_state_dir() -> Path:
+    """Where the local stack keeps its data: LOCAL_STATE_DIR, else .local/ beside the product's code."""
+    return Path(os.environ.get("LOCAL_STATE_DIR") or Path(__file__).resolve().parents[1] / ".local")
 
 
 class DatabaseSettings(BaseSettings):
@@ -100,6 +110,13 @@ class Settings(DatabaseSettings, FirestoreSettings):
 
     @model_validator(mode="after")
     def _google_identity(self) -> "Settings":
+        if self.google_api_root:
+            # A local Google root: by default the identity `make run` made under .local/, which its fake trusts, so
+            # a function run alone needs only DATABASE_URL and GOOGLE_API_ROOT.
+            self.google_delegation_sa = self.google_delegation_sa or LOCAL_DELEGATION_SA
+            made = local_state_dir() / LOCAL_SIGNING_KEY
+            if not self.google_signing_key_file and made.is_file():
+                self.google_signing_key_file = str(made)
         if not self.google_delegation_sa:
             raise ValueError("set GOOGLE_DELEGATION_SA: the service account authorized for domain-wide delegation")
         # The signer is the one difference between the cloud and a local Google root: IAM there, a key file here.

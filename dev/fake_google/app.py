@@ -294,6 +294,10 @@ def create_app(world: FakeWorld) -> Flask:
 
     @api("/admin/directory/v1/users/<user_key>", "directory.users.get")
     def directory_get(user_key: str) -> Response:
+        # Directory users.get: only an administrator reads the admin view; anyone else of the domain must ask for
+        # viewType=domain_public (Admin SDK Directory API, users.get, "viewType").
+        if request.args.get("viewType") != "domain_public":
+            raise GoogleError(403, "Not Authorized to access this resource/api", "forbidden")
         return jsonify(world.get_directory_user(user_key))
 
     # ------------------------------------------------------------------ control API

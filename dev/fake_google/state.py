@@ -1469,7 +1469,10 @@ class FakeWorld:
             if user is None:
                 raise GoogleError(404, "Requested entity was not found.", "notFound")
             person: dict[str, Any] = {"resourceName": f"people/{user.id}", "etag": f"%{user.id}"}
-            if "emailAddresses" in fields and user.email:
+            # Google shows another account's email only within the caller's Workspace domain: for a personal
+            # account (a patient's gmail.com) people.get returns the public profile alone.
+            in_domain = bool(user.email) and user.email.rpartition("@")[2].lower() == self.workspace_domain
+            if "emailAddresses" in fields and user.email and in_domain:
                 person["emailAddresses"] = [{"metadata": {"primary": True, "verified": True,
                                                           "source": {"type": "PROFILE", "id": user.id}},
                                              "value": user.email}]

@@ -437,12 +437,13 @@ def test_people_and_directory(clients, control):
         people.people().get(resourceName="people/999", personFields="emailAddresses").execute()
     assert missing.value.status_code == 404
 
-    user = directory.users().get(userKey="111").execute()
+    # Non-admins read the Directory's domain-public view only (Admin SDK users.get, viewType).
+    user = directory.users().get(userKey="111", viewType="domain_public").execute()
     assert user["primaryEmail"] == "doctor@clinica.com"
     assert user["name"]["fullName"] == "Dr. X"
-    assert directory.users().get(userKey="doctor@clinica.com").execute()["id"] == "111"
+    assert directory.users().get(userKey="doctor@clinica.com", viewType="domain_public").execute()["id"] == "111"
     with pytest.raises(HttpError) as not_workspace:
-        directory.users().get(userKey="222").execute()
+        directory.users().get(userKey="222", viewType="domain_public").execute()
     assert not_workspace.value.status_code == 404
 
 

@@ -349,3 +349,29 @@ def test_keys_and_tokens_outlive_a_reset_of_the_workspace(fake_google, google, g
     google.remove_service_account("otra@local-dev.iam.gserviceaccount.com")
     assert grant(fake_google, google_identity, key=other,
                  iss="otra@local-dev.iam.gserviceaccount.com").status_code == 400
+
+
+def test_people_reveals_an_email_only_within_the_workspace_domain(fake_google, google, google_identity):
+    """people.get on another account returns its public profile; the email only for a user of the caller's own
+    Workspace domain (People API "Get a person": contact and domain profile data need the directory scope and the
+    same domain; a consumer account's email is not public). The Meet participant of a patient's gmail account is
+    therefore known by a name alone."""
+    google.add_user("501", email="colega@clinica.com", workspace=True, display_name="Dra. Colega")
+    google.add_user("502", email="paciente@gmail.com", display_name="Carlos Pérez")
+    people = api(fake_google, "people", "v1", delegated(fake_google, google_identity, DOCTOR)).people()
+    inside = people.get(resourceName="people/501", personFields="emailAddresses,names").execute()
+    outside = people.get(resourceName="people/502", personFields="emailAddresses,names").execute()
+    assert inside["emailAddresses"][0]["value"] == "colega@clinica.com"
+    assert "emailAddresses" not in outside and outside["names"][0]["displayName"] == "Carlos Pérez"
+
+
+def test_the_directory_serves_non_admins_only_the_domain_public_view(fake_google, google, google_identity):
+    """Admin SDK Directory users.get: a non-administrator gets 403 unless viewType=domain_public."""
+    google.add_user("501", email="colega@clinica.com", workspace=True, display_name="Dra. Colega")
+    credentials = delegated(fake_google, google_identity, DOCTOR, scopes=[AUTH + "admin.directory.user.readonly"])
+    google.configure(delegation_scopes=[*SCOPES, AUTH + "admin.directory.user.readonly"])
+    users = api(fake_google, "admin", "directory_v1", credentials).users()
+    with pytest.raises(HttpError) as refused:
+        users.get(userKey="501").execute()
+    assert refused.value.status_code == 403
+    assert users.get(userKey="501", viewType="domain_public").execute()["primaryEmail"] == "colega@clinica.com"
