@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-e2e migrate api-key smoke clean
+.PHONY: help install test-tools run test test-unit test-integration test-e2e migrate api-key smoke clean docs-screenshot
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
 
 install: $(STAMP) ## install everything into .venv (idempotent)
 
@@ -18,14 +18,18 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-	@$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>/dev/null \
-		|| $(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@# setuptools warns at length that an editable install is one; the product is meant to be one here.
+	@PYTHONWARNINGS=ignore $(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+		-e . 2>/dev/null || PYTHONWARNINGS=ignore $(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
+
+test-tools: ## install the tools the API document tests drive (Chromium, newman, openapi-python-client)
+	@bash dev/install_test_tools.sh
 
 run: install ## start the whole local stack in the foreground (Ctrl-C stops it)
 	@$(PY) -m dev.stack
 
-test: install ## run every test tier (unit, integration, e2e)
+test: install test-tools ## run every test tier (unit, integration, e2e)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install ## services with fakes, on a real PostgreSQL
@@ -34,7 +38,7 @@ test-unit: install ## services with fakes, on a real PostgreSQL
 test-integration: install ## each function through functions-framework on real parts
 	@$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-test-e2e: install ## the running local stack over HTTP
+test-e2e: install test-tools ## the running local stack over HTTP
 	@$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 migrate: install ## apply pending SQL migrations (DATABASE_URL, Cloud SQL settings, or the local database)
@@ -43,6 +47,13 @@ migrate: install ## apply pending SQL migrations (DATABASE_URL, Cloud SQL settin
 api-key: install ## mint an API key: make api-key NAME=xoma ROLE=service|admin (the key is the last line)
 	@test -n "$(NAME)" || { echo "usage: make api-key NAME=<name> ROLE=<service|admin>" >&2; exit 2; }
 	@$(PY) -m ops api-key --name "$(NAME)" --role "$(or $(ROLE),service)"
+
+GATEWAY_PORT ?= 8080
+docs-screenshot: ## screenshot /v1/docs of the running stack (make run) into docs-screenshot.png
+	@chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+		--disable-component-update --disable-sync --user-data-dir="$$(mktemp -d)" --hide-scrollbars \
+		--window-size=1280,6000 --virtual-time-budget=15000 --screenshot=docs-screenshot.png \
+		"http://127.0.0.1:$(GATEWAY_PORT)/v1/docs#/meetings/createMeeting" 2>/dev/null && echo "docs-screenshot.png"
 
 clean: ## remove the virtualenv and build output (keeps .local/ data)
 	rm -rf $(VENV) build dist *.egg-info

@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
                "transfer-encoding", "upgrade", "host", "content-length"}
+# The gateway's own server stamps these on every answer, as API Gateway does: the function's would be a second copy.
+_OWN_RESPONSE_HEADERS = {"server", "date"}
 
 
 class Gateway:
@@ -40,6 +42,9 @@ class Gateway:
         if request.query_string:
             url += "?" + request.query_string.decode("latin-1")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        # What the caller used, as a reverse proxy says it (the OpenAPI document's `servers` is built from it).
+        headers["X-Forwarded-Host"] = request.host
+        headers["X-Forwarded-Proto"] = request.scheme
         if (self.task_auth and route.auth == "internal" and "Authorization" not in request.headers
                 and request.headers.get("X-CloudTasks-TaskName")):
             headers["Authorization"] = self.task_auth
@@ -51,7 +56,8 @@ class Gateway:
             response = problem(503, f"The {route.function} function is not answering.", title="Service unavailable",
                                headers={"Retry-After": "5"})
             return response(environ, start_response)
-        out_headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP]
+        out_headers = [(k, v) for k, v in upstream.headers.items()
+                       if k.lower() not in _HOP_BY_HOP and k.lower() not in _OWN_RESPONSE_HEADERS]
         response = Response(upstream.data, status=upstream.status, headers=out_headers)
         return response(environ, start_response)
 

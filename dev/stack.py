@@ -40,6 +40,33 @@ def wait_for_port(port: int, process: subprocess.Popen | None, timeout: float, n
 
 
 PROJECT, LOCATION, QUEUE = "local-dev", "us-central1", "meet-tasks"
+from shared.settings import LOCAL_DELEGATION_SA, LOCAL_SIGNING_KEY  # noqa: E402  (one source for both)
+
+
+def delegation_identity(state: Path) -> tuple[str, str, Path]:
+    """The key the functions sign delegation assertions with (made once under the state dir unless
+    GOOGLE_SIGNING_KEY_FILE names one), its service account, and its public half for the Google root to trust."""
+    from dev.fake_google.identity import ensure_private_key, public_key_pem
+
+    key_file = Path(os.environ.get("GOOGLE_SIGNING_KEY_FILE") or ensure_private_key(state / LOCAL_SIGNING_KEY))
+    account = os.environ.get("GOOGLE_DELEGATION_SA") or LOCAL_DELEGATION_SA
+    public = state / "google-signing-key.pub.pem"
+    public.write_text(public_key_pem(key_file.read_text()))
+    return str(key_file), account, public
+
+
+def trust_key(google_root: str, account: str, public: Path) -> None:
+    """Tell a Google root given by GOOGLE_API_ROOT which key signs for the account, if it is this product's fake."""
+    from dev.fake_google import FakeGoogleControl, FakeGoogleControlError
+
+    control = FakeGoogleControl(google_root, timeout=5)
+    try:
+        control.register_service_account(account, public.read_text())
+    except (FakeGoogleControlError, OSError) as exc:
+        log.warning("could not register the signing key with %s (%s): it must already trust %s",
+                    google_root, type(exc).__name__, public)
+    finally:
+        control.close()
 
 
 class _AccessLog(WSGIRequestHandler):
@@ -144,13 +171,17 @@ def main() -> int:
         db.close()
         log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
 
+        key_file, delegation_sa, public_key = delegation_identity(state)
         google_root = os.environ.get("GOOGLE_API_ROOT")
         if not google_root:
             port = int(os.environ.get("FAKE_GOOGLE_PORT") or free_port())
             fake = stack.spawn("fake-google", [sys.executable, "-m", "dev.fake_google", "--host", "127.0.0.1",
-                                               "--port", str(port)], dict(os.environ))
+                                               "--port", str(port), "--service-account",
+                                               f"{delegation_sa}={public_key}"], dict(os.environ))
             wait_for_port(port, fake, 30, "fake Google")
             google_root = f"http://127.0.0.1:{port}/"
+        else:
+            trust_key(google_root, delegation_sa, public_key)
 
         from dev import emulators
 
@@ -161,7 +192,11 @@ def main() -> int:
                                                   log_dir=state / "logs")
         stack.emulators.append(cloud_tasks)
         base = f"http://127.0.0.1:{gateway_port}"
-        env = dict(os.environ, DATABASE_URL=db_url, GOOGLE_API_ROOT=google_root, PYTHONUNBUFFERED="1",
+        # The clinic's Workspace in miniature, unless the environment names another.
+        workspace = {"WORKSPACE_DOMAIN": os.environ.get("WORKSPACE_DOMAIN") or "clinica.com",
+                     "DEFAULT_CALENDAR_OWNER": os.environ.get("DEFAULT_CALENDAR_OWNER") or "agenda@clinica.com"}
+        env = dict(os.environ, **workspace, DATABASE_URL=db_url, GOOGLE_API_ROOT=google_root, PYTHONUNBUFFERED="1",
+                   GOOGLE_SIGNING_KEY_FILE=key_file, GOOGLE_DELEGATION_SA=delegation_sa,
                    GOOGLE_CLOUD_PROJECT=PROJECT, FIRESTORE_EMULATOR_HOST=firestore.host_port,
                    FIRESTORE_DATABASE="(default)", TASKS_EMULATOR_HOST=cloud_tasks.host_port,
                    TASKS_QUEUE=f"projects/{PROJECT}/locations/{LOCATION}/queues/{QUEUE}",
@@ -199,6 +234,7 @@ def main() -> int:
               f"  OpenAPI:        {base}/v1/openapi.json\n"
               f"  Health:         {base}/v1/health\n"
               f"  Google root:    {google_root}\n"
+              f"  Google as:      {delegation_sa} (domain-wide delegation, key {key_file})\n"
               f"  Firestore:      {firestore.host_port} (emulator)\n"
               f"  Cloud Tasks:    {cloud_tasks.host_port} (emulator, queue {QUEUE})\n"
               f"  Sweeps:         every {interval:g} s\n"

@@ -2,11 +2,22 @@
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The delegation identity of a local Google root (`make run` makes the key once and has its fake trust it).
+LOCAL_DELEGATION_SA = "meet-delegation@local-dev.iam.gserviceaccount.com"
+LOCAL_SIGNING_KEY = "google-signing-key.pem"
+
+
+def local_state_dir() -> Path:
+    """Where the local stack keeps its data: LOCAL_STATE_DIR, else .local/ beside the product's code."""
+    return Path(os.environ.get("LOCAL_STATE_DIR") or Path(__file__).resolve().parents[1] / ".local")
 
 
 class DatabaseSettings(BaseSettings):
@@ -42,12 +53,26 @@ class FirestoreSettings(BaseSettings):
     gcp_project: str | None = Field(None, alias="GOOGLE_CLOUD_PROJECT")
 
 
-class Settings(DatabaseSettings, FirestoreSettings):
+class TasksSettings(BaseSettings):
+    """Where one meeting's background work is enqueued (Cloud Tasks) and which URLs and identity it calls."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
+
+    tasks_queue: str | None = Field(None, description="projects/P/locations/L/queues/Q; Cloud Tasks off when unset")
+    tasks_emulator_host: str | None = Field(None, description="host:port of a local Cloud Tasks emulator")
+    check_status_url: str | None = None
+    sync_recordings_url: str | None = None
+    tasks_invoker_sa: str | None = Field(None, description="the account whose OIDC tokens invoke internal functions")
+
+
+class Settings(DatabaseSettings, FirestoreSettings, TasksSettings):
     """Every knob of the product; names are the environment variables, upper-cased."""
 
     # Google: GOOGLE_API_ROOT points every API at a Google-compatible root (the local fake).
     google_api_root: str | None = None
-    google_delegation_sa: str | None = Field(None, description="service account that signs delegated tokens")
+    google_delegation_sa: str | None = Field(None, description="the service account authorized for delegation")
+    google_signing_key_file: str | None = Field(
+        None, description="with GOOGLE_API_ROOT only: PEM RSA key signing the delegation assertions (IAM in the cloud)")
     workspace_domain: str | None = None
     default_calendar_owner: str | None = Field(None, description="calendar for organizers outside the domain")
     google_num_retries: int = Field(4, ge=0, le=10)
@@ -56,11 +81,6 @@ class Settings(DatabaseSettings, FirestoreSettings):
     conference_poll_interval_seconds: float = Field(0.5, gt=0)
 
     # Background work: Cloud Tasks for one meeting, Cloud Scheduler sweeps, the Firestore ledger.
-    tasks_queue: str | None = Field(None, description="projects/P/locations/L/queues/Q; Cloud Tasks off when unset")
-    tasks_emulator_host: str | None = Field(None, description="host:port of a local Cloud Tasks emulator")
-    check_status_url: str | None = None
-    sync_recordings_url: str | None = None
-    tasks_invoker_sa: str | None = Field(None, description="the account whose OIDC tokens invoke internal functions")
     oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     oidc_audiences: list[str] = Field(default_factory=list, description="further accepted OIDC audiences")
     status_check_delay_minutes: int = Field(5, ge=0, description="first status check after scheduled_end")
@@ -97,8 +117,24 @@ class Settings(DatabaseSettings, FirestoreSettings):
 
     @model_validator(mode="after")
     def _google_identity(self) -> "Settings":
-        if not self.google_api_root and not self.google_delegation_sa:
-            raise ValueError("set GOOGLE_DELEGATION_SA (domain-wide delegation) or GOOGLE_API_ROOT")
+        if self.google_api_root:
+            # A local Google root: by default the identity `make run` made under .local/, which its fake trusts, so
+            # a function run alone needs only DATABASE_URL and GOOGLE_API_ROOT.
+            self.google_delegation_sa = self.google_delegation_sa or LOCAL_DELEGATION_SA
+            made = local_state_dir() / LOCAL_SIGNING_KEY
+            if not self.google_signing_key_file and made.is_file():
+                self.google_signing_key_file = str(made)
+        if not self.google_delegation_sa:
+            raise ValueError("set GOOGLE_DELEGATION_SA: the service account authorized for domain-wide delegation")
+        # The signer is the one difference between the cloud and a local Google root: IAM there, a key file here.
+        if self.google_api_root and not self.google_signing_key_file:
+            raise ValueError("GOOGLE_API_ROOT needs GOOGLE_SIGNING_KEY_FILE, the PEM key that signs delegation "
+                             "assertions for that root (make run generates one under .local/)")
+        if self.google_signing_key_file and not self.google_api_root:
+            raise ValueError("GOOGLE_SIGNING_KEY_FILE is only for a local GOOGLE_API_ROOT: in the cloud the "
+                             "delegation assertion is signed through IAM, with no key file")
+        if self.google_signing_key_file and not Path(self.google_signing_key_file).is_file():
+            raise ValueError("GOOGLE_SIGNING_KEY_FILE names no readable file")
         return self
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -50,12 +52,50 @@ def principal(db) -> Principal:
     return new_principal(db)[0]
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_first_on_path():
+    """Functions and tools started as subprocesses import this checkout's code, whatever the virtualenv was
+    installed from (an editable install of another checkout would otherwise win for console scripts)."""
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *([saved] if saved else [])])
+    yield
+    if saved is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = saved
+
+
+LOCAL_DELEGATION_SA = "meet-delegation@local-dev.iam.gserviceaccount.com"
+IDENTITY_ENV = ("GOOGLE_SIGNING_KEY_FILE", "GOOGLE_DELEGATION_SA")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def google_identity(tmp_path_factory):
+    """The delegation identity functions run with locally: a signing key the fake trusts, and its service account.
+
+    In the environment for the whole session, so functions started as subprocesses have it too."""
+    from dev.fake_google.identity import ensure_private_key
+
+    key_file = ensure_private_key(tmp_path_factory.mktemp("google-identity") / "delegation-key.pem")
+    saved = {name: os.environ.get(name) for name in IDENTITY_ENV}
+    os.environ.update(GOOGLE_SIGNING_KEY_FILE=str(key_file), GOOGLE_DELEGATION_SA=LOCAL_DELEGATION_SA)
+    yield SimpleNamespace(key_file=key_file, service_account=LOCAL_DELEGATION_SA, private_key=key_file.read_text())
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
-def fake_google():
+def fake_google(google_identity):
     """The product's fake Google Workspace on loopback, shared by the session, reset per test by users."""
     from dev.fake_google import FakeGoogle
 
-    server = FakeGoogle().start()
+    server = FakeGoogle(service_accounts={google_identity.service_account: google_identity.private_key}).start()
     yield server
     server.stop()
 
@@ -77,13 +117,21 @@ FAST_GOOGLE = {
 }
 
 
+# The clinic's Workspace in miniature, as `make run` has it (the fake's default domain and calendar owner).
+LOCAL_WORKSPACE = {"WORKSPACE_DOMAIN": "clinica.com", "DEFAULT_CALENDAR_OWNER": "agenda@clinica.com"}
+
+
 @pytest.fixture
-def function_env(monkeypatch, pg_url, fake_google):
-    """The environment a function runs with locally: just DATABASE_URL and GOOGLE_API_ROOT (plus fast timings)."""
+def function_env(monkeypatch, pg_url, fake_google, google):
+    """The environment a function runs with locally: DATABASE_URL and GOOGLE_API_ROOT, the delegation identity
+    (google_identity), the local Workspace, fast timings; the fake is reset first, so what the test's functions
+    make in Google (events, and the Meet spaces their owners hold) outlives the test's own `google` fixture."""
     from shared import bootstrap
 
     monkeypatch.setenv("DATABASE_URL", pg_url)
     monkeypatch.setenv("GOOGLE_API_ROOT", fake_google.url)
+    for key, value in LOCAL_WORKSPACE.items():
+        monkeypatch.setenv(key, value)
     for key, value in FAST_GOOGLE.items():
         monkeypatch.setenv(key, value)
     bootstrap.reset()

@@ -1,4 +1,8 @@
-"""Run the fake Google Workspace server: python -m dev.fake_google --host 127.0.0.1 --port 8765."""
+"""Run the fake Google Workspace server: python -m dev.fake_google --host 127.0.0.1 --port 8765.
+
+--service-account EMAIL=KEY.pem (repeatable) trusts assertions signed by that key (public or private PEM) for that
+service account, as Google trusts a service account's uploaded keys.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import argparse
 import logging
 import signal
 import threading
+from pathlib import Path
 
 from .server import FakeGoogle
 
@@ -18,7 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--service-account", action="append", default=[], metavar="EMAIL=KEY.pem",
+                        help="trust this key for this service account's assertions (repeatable)")
     args = parser.parse_args(argv)
+    accounts: dict[str, list[str]] = {}
+    for item in args.service_account:
+        email, sep, path = item.partition("=")
+        if not sep or not email or not path:
+            parser.error(f"--service-account takes EMAIL=KEY.pem, not {item!r}")
+        accounts.setdefault(email, []).append(Path(path).read_text())
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     stopping = threading.Event()
@@ -26,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
 
-    server = FakeGoogle(host=args.host, port=args.port).start()
+    server = FakeGoogle(host=args.host, port=args.port, service_accounts=accounts).start()
     logger.info("ready: %s", server.url)
     try:
         while not stopping.wait(0.5):

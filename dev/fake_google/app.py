@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import time
 from typing import Any, Callable
+from urllib.parse import parse_qsl
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .identity import TokenRefused
 from .state import UNSET, FakeWorld, GoogleError
 
 logger = logging.getLogger(__name__)
@@ -18,8 +22,11 @@ CONTROL_PREFIX = "/_fake/"
 # Discovery servicePaths that are non-empty (Meet, People and Directory have none).
 SERVICE_PATHS = ("/calendar/v3/", "/drive/v3/")
 
+TOKEN_OPERATION = "oauth2.token"
+
 # Operation names follow the discovery documents' method ids.
 OPERATIONS = (
+    TOKEN_OPERATION,
     "calendar.events.insert", "calendar.events.get", "calendar.events.list", "calendar.events.patch",
     "calendar.events.update", "calendar.events.delete",
     "meet.spaces.create", "meet.spaces.get", "meet.spaces.endActiveConference",
@@ -38,6 +45,23 @@ def _error_response(err: GoogleError) -> Response:
     resp.status_code = err.code
     if err.retry_after is not None:
         resp.headers["Retry-After"] = str(err.retry_after)
+    for name, value in err.headers.items():
+        resp.headers[name] = value
+    return resp
+
+
+def _token_error(refused: TokenRefused) -> Response:
+    resp = jsonify(refused.to_json())
+    resp.status_code = refused.status
+    return resp
+
+
+def _token_fault(fault: GoogleError) -> Response:
+    """An injected fault on the token endpoint, in the OAuth 2.0 error shape google-auth reads."""
+    error = fault.given_reason or ("internal_failure" if fault.code >= 500 else "invalid_request")
+    resp = _token_error(TokenRefused(fault.code, error, fault.message))
+    if fault.retry_after is not None:
+        resp.headers["Retry-After"] = str(fault.retry_after)
     return resp
 
 
@@ -112,20 +136,28 @@ def create_app(world: FakeWorld) -> Flask:
         delay = world.latency_for(g.operation, request.method, request.path)
         if delay:
             time.sleep(delay)
+        if g.operation not in (TOKEN_OPERATION, "unmatched"):
+            # Google checks the bearer token and its scopes before the service sees the request.
+            g.caller = world.authenticate(request.headers.get("Authorization"), g.operation)
         fault = world.take_fault(g.operation, request.method, request.path)
         if fault is not None:
             g.fault = True
             logger.info("injected %s on %s %s", fault.code, request.method, request.path)
-            return _error_response(fault)
+            return _token_fault(fault) if g.operation == TOKEN_OPERATION else _error_response(fault)
         return None
 
     @app.after_request
     def _after(resp: Response) -> Response:
         operation = g.get("operation")
         if operation is not None:
-            body = request.get_json(silent=True, force=True) if g.get("raw_body") else None
+            if operation == TOKEN_OPERATION:
+                body = g.get("token_claims")  # the claims, never the signed assertion itself
+            else:
+                body = request.get_json(silent=True, force=True) if g.get("raw_body") else None
+            caller = g.get("caller")
+            subject = caller.email if caller is not None else (body or {}).get("sub")
             world.record_request(request.method, request.path, request.args.to_dict(flat=True), body,
-                                 resp.status_code, operation, fault=g.get("fault", False))
+                                 resp.status_code, operation, fault=g.get("fault", False), subject=subject)
         return resp
 
     @app.errorhandler(GoogleError)
@@ -142,6 +174,18 @@ def create_app(world: FakeWorld) -> Flask:
         logger.exception("fake Google failed on %s %s", request.method, request.path)
         return _error_response(GoogleError(500, f"Fake server error: {err}", "backendError"))
 
+    # ------------------------------------------------------------------ OAuth 2.0 token endpoint
+
+    @api("/token", TOKEN_OPERATION, ("POST",))
+    def token() -> Response:
+        form = dict(parse_qsl(g.raw_body.decode("utf-8", "replace")))
+        g.token_claims = _claims_for_log(form)
+        try:
+            return jsonify(world.issue_token(form, request.base_url))
+        except TokenRefused as refused:
+            logger.info("token refused: %s", refused)
+            return _token_error(refused)
+
     # ------------------------------------------------------------------ Calendar v3
 
     events_rule = "/calendar/v3/calendars/<calendar_id>/events"
@@ -149,51 +193,52 @@ def create_app(world: FakeWorld) -> Flask:
     @api(events_rule, "calendar.events.insert", ("POST",))
     def calendar_insert(calendar_id: str) -> Response:
         return jsonify(world.insert_event(calendar_id, _object_body(), request.args.get("conferenceDataVersion"),
-                                          request.args.get("sendUpdates")))
+                                          request.args.get("sendUpdates"), caller=g.caller))
 
     @api(events_rule, "calendar.events.list")
     def calendar_list(calendar_id: str) -> Response:
         return jsonify(world.list_events(calendar_id, request.args.get("pageToken"), request.args.get("maxResults"),
-                                         _flag("showDeleted"), request.args.get("iCalUID")))
+                                         _flag("showDeleted"), request.args.get("iCalUID"), caller=g.caller))
 
     @api(events_rule + "/<event_id>", "calendar.events.get")
     def calendar_get(calendar_id: str, event_id: str) -> Response:
-        return jsonify(world.get_event(calendar_id, event_id))
+        return jsonify(world.get_event(calendar_id, event_id, caller=g.caller))
 
     @api(events_rule + "/<event_id>", "calendar.events.patch", ("PATCH",))
     def calendar_patch(calendar_id: str, event_id: str) -> Response:
         return jsonify(world.update_event(calendar_id, event_id, _object_body(),
-                                          request.args.get("conferenceDataVersion"), replace=False))
+                                          request.args.get("conferenceDataVersion"), replace=False, caller=g.caller))
 
     @api(events_rule + "/<event_id>", "calendar.events.update", ("PUT",))
     def calendar_update(calendar_id: str, event_id: str) -> Response:
         return jsonify(world.update_event(calendar_id, event_id, _object_body(),
-                                          request.args.get("conferenceDataVersion"), replace=True))
+                                          request.args.get("conferenceDataVersion"), replace=True, caller=g.caller))
 
     @api(events_rule + "/<event_id>", "calendar.events.delete", ("DELETE",))
     def calendar_delete(calendar_id: str, event_id: str) -> Response:
-        world.delete_event(calendar_id, event_id, request.args.get("sendUpdates"))
+        world.delete_event(calendar_id, event_id, request.args.get("sendUpdates"), caller=g.caller)
         return Response(status=204)
 
     # ------------------------------------------------------------------ Meet v2
 
     @api("/v2/spaces", "meet.spaces.create", ("POST",))
     def meet_space_create() -> Response:
-        return jsonify(world.create_space())
+        return jsonify(world.create_space(caller=g.caller))
 
     @api("/v2/spaces/<name>", "meet.spaces.get")
     def meet_space_get(name: str) -> Response:
-        return jsonify(world.get_space(name))
+        return jsonify(world.get_space(name, caller=g.caller))
 
     @api("/v2/spaces/<name>:endActiveConference", "meet.spaces.endActiveConference", ("POST",))
     def meet_space_end(name: str) -> Response:
-        world.end_active_conference(name)
+        world.end_active_conference(name, caller=g.caller)
         return jsonify({})
 
     records_rule = "/v2/conferenceRecords"
 
     def _page_args() -> dict:
-        return {"page_size": request.args.get("pageSize"), "page_token": request.args.get("pageToken")}
+        return {"page_size": request.args.get("pageSize"), "page_token": request.args.get("pageToken"),
+                "caller": g.caller}
 
     @api(records_rule, "meet.conferenceRecords.list")
     def meet_records_list() -> Response:
@@ -201,7 +246,7 @@ def create_app(world: FakeWorld) -> Flask:
 
     @api(records_rule + "/<cid>", "meet.conferenceRecords.get")
     def meet_record_get(cid: str) -> Response:
-        return jsonify(world.get_conference_record(cid))
+        return jsonify(world.get_conference_record(cid, caller=g.caller))
 
     @api(records_rule + "/<cid>/participants", "meet.conferenceRecords.participants.list")
     def meet_participants_list(cid: str) -> Response:
@@ -209,7 +254,7 @@ def create_app(world: FakeWorld) -> Flask:
 
     @api(records_rule + "/<cid>/participants/<pid>", "meet.conferenceRecords.participants.get")
     def meet_participant_get(cid: str, pid: str) -> Response:
-        return jsonify(world.get_participant(cid, pid))
+        return jsonify(world.get_participant(cid, pid, caller=g.caller))
 
     @api(records_rule + "/<cid>/participants/<pid>/participantSessions",
          "meet.conferenceRecords.participants.participantSessions.list")
@@ -219,7 +264,7 @@ def create_app(world: FakeWorld) -> Flask:
     @api(records_rule + "/<cid>/participants/<pid>/participantSessions/<sid>",
          "meet.conferenceRecords.participants.participantSessions.get")
     def meet_session_get(cid: str, pid: str, sid: str) -> Response:
-        return jsonify(world.get_participant_session(cid, pid, sid))
+        return jsonify(world.get_participant_session(cid, pid, sid, caller=g.caller))
 
     @api(records_rule + "/<cid>/recordings", "meet.conferenceRecords.recordings.list")
     def meet_recordings_list(cid: str) -> Response:
@@ -227,7 +272,7 @@ def create_app(world: FakeWorld) -> Flask:
 
     @api(records_rule + "/<cid>/recordings/<rid>", "meet.conferenceRecords.recordings.get")
     def meet_recording_get(cid: str, rid: str) -> Response:
-        return jsonify(world.get_artifact(cid, "recording", rid))
+        return jsonify(world.get_artifact(cid, "recording", rid, caller=g.caller))
 
     @api(records_rule + "/<cid>/transcripts", "meet.conferenceRecords.transcripts.list")
     def meet_transcripts_list(cid: str) -> Response:
@@ -235,13 +280,13 @@ def create_app(world: FakeWorld) -> Flask:
 
     @api(records_rule + "/<cid>/transcripts/<tid>", "meet.conferenceRecords.transcripts.get")
     def meet_transcript_get(cid: str, tid: str) -> Response:
-        return jsonify(world.get_artifact(cid, "transcript", tid))
+        return jsonify(world.get_artifact(cid, "transcript", tid, caller=g.caller))
 
     # ------------------------------------------------------------------ Drive, People, Directory
 
     @api("/drive/v3/files/<file_id>", "drive.files.get")
     def drive_get(file_id: str) -> Response:
-        return jsonify(world.get_drive_file(file_id))
+        return jsonify(world.get_drive_file(file_id, caller=g.caller))
 
     @api("/v1/people/<person_id>", "people.people.get")
     def people_get(person_id: str) -> Response:
@@ -249,6 +294,10 @@ def create_app(world: FakeWorld) -> Flask:
 
     @api("/admin/directory/v1/users/<user_key>", "directory.users.get")
     def directory_get(user_key: str) -> Response:
+        # Directory users.get: only an administrator reads the admin view; anyone else of the domain must ask for
+        # viewType=domain_public (Admin SDK Directory API, users.get, "viewType").
+        if request.args.get("viewType") != "domain_public":
+            raise GoogleError(403, "Not Authorized to access this resource/api", "forbidden")
         return jsonify(world.get_directory_user(user_key))
 
     # ------------------------------------------------------------------ control API
@@ -278,7 +327,9 @@ def create_app(world: FakeWorld) -> Flask:
     def config() -> Response:
         if request.method == "GET":
             return jsonify(world.config())
-        body = _kwargs(_object_body(), ("conference_mode", "pending_polls", "max_page_size"))
+        body = _kwargs(_object_body(), ("conference_mode", "pending_polls", "max_page_size", "workspace_domain",
+                                        "open_directory", "delegation_scopes", "token_lifetime_seconds",
+                                        "default_owner"))
         body.setdefault("pending_polls", UNSET)
         return jsonify(world.configure(**body))
 
@@ -315,12 +366,12 @@ def create_app(world: FakeWorld) -> Flask:
 
     @control("/meet/spaces", ("POST",))
     def create_space() -> Response:
-        return jsonify(world.create_space(**_kwargs(_object_body(), ("meeting_code",))))
+        return jsonify(world.create_space(**_kwargs(_object_body(), ("meeting_code", "owner"))))
 
     @control("/meet/conferences", ("POST",))
     def create_conference() -> Response:
         body = _kwargs(_object_body(), ("meeting_code", "space", "start_time", "end_time", "participants",
-                                        "recordings", "transcripts"))
+                                        "recordings", "transcripts", "owner"))
         return jsonify(world.create_conference(**body))
 
     @control("/meet/conferences/<cid>", ("GET", "PATCH"))
@@ -355,7 +406,8 @@ def create_app(world: FakeWorld) -> Flask:
 
     @control("/drive/files", ("POST",))
     def add_drive_file() -> Response:
-        body = _kwargs(_object_body(), ("file_id", "name", "mime_type", "duration_seconds", "metadata_lag_gets"))
+        body = _kwargs(_object_body(), ("file_id", "name", "mime_type", "duration_seconds", "metadata_lag_gets",
+                                        "owner", "created_by_meet"))
         return jsonify(world.add_drive_file(**body))
 
     @control("/users", ("GET", "POST"))
@@ -367,4 +419,46 @@ def create_app(world: FakeWorld) -> Flask:
             raise GoogleError(400, "user_id is required", "required")
         return jsonify(world.add_user(**body))
 
+    @control("/service-accounts", ("GET", "POST"))
+    def service_accounts() -> Response:
+        if request.method == "POST":
+            body = _kwargs(_object_body(), ("email", "public_key"))
+            world.register_service_account(body.get("email"), body.get("public_key") or "")
+        return jsonify({"items": world.service_accounts()})
+
+    @control("/service-accounts/<email>", ("DELETE",))
+    def remove_service_account(email: str) -> Response:
+        world.remove_service_account(email)
+        return jsonify({"items": world.service_accounts()})
+
+    @control("/workspace/users", ("GET", "POST"))
+    def workspace_users() -> Response:
+        if request.method == "POST":
+            body = _kwargs(_object_body(), ("email", "suspended"))
+            return jsonify(world.add_workspace_user(body.get("email"), bool(body.get("suspended"))))
+        return jsonify({"items": world.workspace_users()})
+
+    @control("/workspace/users/<email>", ("DELETE",))
+    def remove_workspace_user(email: str) -> Response:
+        world.remove_workspace_user(email)
+        return jsonify({"items": world.workspace_users()})
+
+    @control("/tokens", ("POST",))
+    def user_token() -> Response:
+        body = _kwargs(_object_body(), ("email", "scopes", "lifetime_seconds"))
+        return jsonify(world.user_token(body.get("email"), body.get("scopes") or [], body.get("lifetime_seconds")))
+
     return app
+
+
+def _claims_for_log(form: dict) -> dict:
+    """What a token request asked for (grant type and the assertion's claims), read without verifying it."""
+    logged = {"grant_type": form.get("grant_type")}
+    try:
+        part = (form.get("assertion") or "").split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        if isinstance(claims, dict):
+            logged.update({k: claims.get(k) for k in ("iss", "sub", "scope", "aud")})
+    except (IndexError, ValueError):
+        pass
+    return logged

@@ -61,10 +61,16 @@ class FakeGoogleControl:
         self._call("POST", "reset")
 
     def configure(self, conference_mode: str | None = None, pending_polls: int | None = UNSET,
-                  max_page_size: int | None = None) -> dict:
+                  max_page_size: int | None = None, workspace_domain: str | None = None,
+                  open_directory: bool | None = None, delegation_scopes: list[str] | None = None,
+                  token_lifetime_seconds: int | None = None, default_owner: str | None = None) -> dict:
         """Partially update the configuration; pending_polls=None means pending until resolved."""
         return self._call("POST", "config", _drop_unset(
-            **_drop_none(conference_mode=conference_mode, max_page_size=max_page_size), pending_polls=pending_polls))
+            **_drop_none(conference_mode=conference_mode, max_page_size=max_page_size,
+                         workspace_domain=workspace_domain, open_directory=open_directory,
+                         delegation_scopes=delegation_scopes, token_lifetime_seconds=token_lifetime_seconds,
+                         default_owner=default_owner),
+            pending_polls=pending_polls))
 
     def config(self) -> dict:
         """Current configuration."""
@@ -136,17 +142,19 @@ class FakeGoogleControl:
 
     # ------------------------------------------------------------------ Meet
 
-    def create_space(self, meeting_code: str | None = None) -> dict:
-        """Create (or fetch) the space for a meeting code."""
-        return self._call("POST", "meet/spaces", _drop_none(meeting_code=meeting_code))
+    def create_space(self, meeting_code: str | None = None, owner: str | None = None) -> dict:
+        """Create (or fetch) the space for a meeting code; a new one belongs to `owner` (default: the default owner)."""
+        return self._call("POST", "meet/spaces", _drop_none(meeting_code=meeting_code, owner=owner))
 
     def create_conference(self, meeting_code: str | None = None, start_time: str | None = None,
                           end_time: str | None = None, participants: list[dict] | None = None,
                           recordings: list[dict] | None = None, transcripts: list[dict] | None = None,
-                          space: str | None = None) -> dict:
-        """Create a conference record; returns its full view (ids of participants, sessions, artifacts)."""
+                          space: str | None = None, owner: str | None = None) -> dict:
+        """Create a conference record; returns its full view (ids of participants, sessions, artifacts).
+
+        A meeting code without a space yet gets one owned by `owner` (default: the configured default owner)."""
         body = _drop_none(meeting_code=meeting_code, start_time=start_time, space=space,
-                          participants=participants, recordings=recordings, transcripts=transcripts)
+                          participants=participants, recordings=recordings, transcripts=transcripts, owner=owner)
         body["end_time"] = end_time
         return self._call("POST", "meet/conferences", body)
 
@@ -197,10 +205,11 @@ class FakeGoogleControl:
     # ------------------------------------------------------------------ Drive, People, Directory
 
     def add_drive_file(self, file_id: str | None = None, name: str | None = None, mime_type: str = "video/mp4",
-                       duration_seconds: int | None = 1800, metadata_lag_gets: int = 0) -> dict:
-        """Register a Drive file."""
+                       duration_seconds: int | None = 1800, metadata_lag_gets: int = 0, owner: str | None = None,
+                       created_by_meet: bool = False) -> dict:
+        """Register a Drive file in `owner`'s Drive (default: the default owner)."""
         body = _drop_none(file_id=file_id, name=name, mime_type=mime_type, duration_seconds=duration_seconds,
-                          metadata_lag_gets=metadata_lag_gets)
+                          metadata_lag_gets=metadata_lag_gets, owner=owner, created_by_meet=created_by_meet)
         return self._call("POST", "drive/files", body)
 
     def add_user(self, user_id: str, email: str | None = None, workspace: bool = False,
@@ -212,6 +221,41 @@ class FakeGoogleControl:
     def users(self) -> list[dict]:
         """Registered users."""
         return self._call("GET", "users")["items"]
+
+    # ------------------------------------------------------------------ identity
+
+    def register_service_account(self, email: str, public_key: str) -> list[dict]:
+        """Trust assertions signed by this PEM key (public or private) for this service account."""
+        return self._call("POST", "service-accounts", {"email": email, "public_key": public_key})["items"]
+
+    def service_accounts(self) -> list[dict]:
+        """Service accounts with registered keys."""
+        return self._call("GET", "service-accounts")["items"]
+
+    def remove_service_account(self, email: str) -> None:
+        """Forget a service account's keys."""
+        self._call("DELETE", f"service-accounts/{quote(email, safe='')}")
+
+    def add_workspace_user(self, email: str, suspended: bool = False) -> dict:
+        """Add or update a user of the Workspace domain."""
+        return self._call("POST", "workspace/users", {"email": email, "suspended": suspended})
+
+    def suspend_user(self, email: str) -> dict:
+        """Suspend a Workspace user: refused as a delegation subject, its tokens revoked."""
+        return self.add_workspace_user(email, suspended=True)
+
+    def remove_workspace_user(self, email: str) -> None:
+        """Delete a Workspace user: an unknown subject from now on."""
+        self._call("DELETE", f"workspace/users/{quote(email, safe='')}")
+
+    def workspace_users(self) -> list[dict]:
+        """Users the directory knows of explicitly."""
+        return self._call("GET", "workspace/users")["items"]
+
+    def user_token(self, email: str, scopes: list[str], lifetime_seconds: int | None = None) -> str:
+        """An access token of that user themselves (as if signed in), to act as them in a test."""
+        return self._call("POST", "tokens", _drop_none(email=email, scopes=list(scopes),
+                                                       lifetime_seconds=lifetime_seconds))["access_token"]
 
 
 def _record_id(conference_id: str) -> str:

@@ -26,13 +26,20 @@ class _QuietHandler(WSGIRequestHandler):
 class FakeGoogle:
     """The fake Google Workspace server bound to loopback, run in a background thread."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, state: FakeWorld | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, state: FakeWorld | None = None,
+                 service_accounts: dict[str, str | list[str]] | None = None) -> None:
+        """`service_accounts` maps a service account email to the PEM key(s) its assertions are signed with."""
         self.host = host
         self.port = port
-        self.state = state or FakeWorld()
+        self.state = state or FakeWorld(service_accounts=service_accounts)
         self.app = create_app(self.state)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def token_uri(self) -> str:
+        """Where delegated access tokens are issued (the JWT-bearer grant)."""
+        return self.url + "token"
 
     @property
     def url(self) -> str:

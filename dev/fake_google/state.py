@@ -14,9 +14,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+from .identity import JWT_BEARER, AccessTokens, Caller, TokenRefused, load_public_key, method_scopes, verify_assertion
+
 logger = logging.getLogger(__name__)
 
 CONFERENCE_MODES = ("success", "pending", "failure")
+WORKSPACE_DOMAIN = "clinica.com"
+DEFAULT_OWNER = "agenda@clinica.com"
+# The seed's organizer and the default calendar owner exist in the Workspace in miniature.
+DEFAULT_WORKSPACE_USERS = (DEFAULT_OWNER, "doctor@clinica.com")
+TOKEN_LIFETIME_SECONDS = 3599
+# Drive scopes that see every file of the user (drive.meet.readonly sees only files Meet made).
+_DRIVE_ANY_FILE = frozenset("https://www.googleapis.com/auth/" + s for s in (
+    "drive", "drive.readonly", "drive.metadata", "drive.metadata.readonly"))
+_DRIVE_MEET = "https://www.googleapis.com/auth/drive.meet.readonly"
+_API_AUTH_HELP = ("Expected OAuth 2 access token, login cookie or other valid authentication credential. "
+                  "See https://developers.google.com/identity/sign-in/web/devconsole-project.")
+_REALM = 'Bearer realm="https://accounts.google.com/"'
+
 ARTIFACT_STATES = ("STARTED", "ENDED", "FILE_GENERATED")
 PARTICIPANT_KINDS = ("signedin", "anonymous", "phone")
 
@@ -54,28 +69,42 @@ _DEFAULT_MESSAGES = {
 }
 
 
+_USAGE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"})
+
+
 class GoogleError(Exception):
     """An error answered to the client in Google's JSON error shape."""
 
     def __init__(self, code: int, message: str | None = None, reason: str | None = None,
-                 status: str | None = UNSET, retry_after: float | None = None) -> None:
+                 status: str | None = UNSET, retry_after: float | None = None, *, item_message: str | None = None,
+                 location: str | None = None, details: list | None = None, headers: dict | None = None,
+                 given_reason: str | None = None) -> None:
         self.code = int(code)
         self.message = message or _DEFAULT_MESSAGES.get(self.code, "Error")
         self.reason = reason or _DEFAULT_REASONS.get(self.code) or ("backendError" if self.code >= 500 else "error")
         # Calendar's legacy errors (e.g. 410) carry no canonical status name.
         self.status = _STATUS_NAMES.get(self.code) if status is UNSET else status
         self.retry_after = retry_after
+        self.item_message = item_message
+        self.location = location
+        self.details = details
+        self.headers = dict(headers or {})
+        self.given_reason = given_reason if given_reason is not None else reason
         super().__init__(f"{self.code} {self.reason}: {self.message}")
 
     def to_json(self) -> dict:
         """Render the Google error body."""
-        error: dict[str, Any] = {
-            "code": self.code,
-            "message": self.message,
-            "errors": [{"domain": "global", "reason": self.reason, "message": self.message}],
-        }
+        # Calendar puts quota and rate refusals in the usageLimits domain (Calendar API "Handle API errors").
+        item: dict[str, Any] = {"message": self.item_message or self.message,
+                                "domain": "usageLimits" if self.reason in _USAGE_LIMIT_REASONS else "global",
+                                "reason": self.reason}
+        if self.location:
+            item.update(location=self.location, locationType="header")
+        error: dict[str, Any] = {"code": self.code, "message": self.message, "errors": [item]}
         if self.status:
             error["status"] = self.status
+        if self.details:
+            error["details"] = self.details
         return {"error": error}
 
 
@@ -158,6 +187,7 @@ class _Space:
     id: str
     code: str
     created: datetime
+    owner: str  # the Workspace user whose calendar event (or API call) made the space
 
 
 @dataclass
@@ -202,6 +232,8 @@ class _Conference:
 @dataclass
 class _DriveFile:
     resource: dict
+    owner: str
+    meet_created: bool = False  # Meet recordings and transcripts; what drive.meet.readonly can see
     metadata: dict | None = None
     lag_left: int = 0
 
@@ -212,6 +244,16 @@ class _User:
     email: str | None
     workspace: bool
     display_name: str
+
+
+@dataclass
+class _WorkspaceUser:
+    email: str
+    suspended: bool = False
+    deleted: bool = False  # remembered so an open directory still says "unknown" for it
+
+    def view(self) -> dict:
+        return {"email": self.email, "suspended": self.suspended, "deleted": self.deleted}
 
 
 @dataclass
@@ -258,6 +300,13 @@ class _Latency(_Rule):
         return {**super().describe(), "ms": self.ms}
 
 
+def _product_scopes() -> list[str]:
+    """What the product asks for, so delegation is authorized for exactly that unless a test says otherwise."""
+    from shared.adapters.google import SCOPES
+
+    return list(SCOPES)
+
+
 def _compile(path_regex: str | None) -> re.Pattern | None:
     if path_regex is None:
         return None
@@ -273,10 +322,17 @@ class FakeWorld:
     DEFAULT_MAX_PAGE_SIZE = 100
     REQUEST_LOG_LIMIT = 10_000
 
-    def __init__(self, seed: int | None = None, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, seed: int | None = None, clock: Callable[[], datetime] | None = None,
+                 service_accounts: dict[str, str | list[str]] | None = None) -> None:
         self._lock = threading.RLock()
         self._rng = random.Random(seed)
         self._clock = clock or (lambda: datetime.now(timezone.utc))
+        # Service-account keys and issued tokens belong to the Cloud project, not to the Workspace: a reset keeps them.
+        self._service_accounts: dict[str, list[Any]] = {}
+        self._tokens = AccessTokens()
+        for email, pems in (service_accounts or {}).items():
+            for pem in [pems] if isinstance(pems, str) else pems:
+                self.register_service_account(email, pem)
         self.reset()
 
     # ------------------------------------------------------------------ control
@@ -300,11 +356,34 @@ class FakeWorld:
             self.conference_mode = "success"
             self.pending_polls: int | None = 2
             self.max_page_size = self.DEFAULT_MAX_PAGE_SIZE
+            self.workspace_domain = WORKSPACE_DOMAIN
+            self.open_directory = True
+            self.delegation_scopes = _product_scopes()
+            self.token_lifetime_seconds = TOKEN_LIFETIME_SECONDS
+            self.default_owner = DEFAULT_OWNER
+            self._workspace_users: dict[str, _WorkspaceUser] = {e: _WorkspaceUser(e) for e in DEFAULT_WORKSPACE_USERS}
 
     def configure(self, conference_mode: str | None = None, pending_polls: int | None = UNSET,
-                  max_page_size: int | None = None) -> dict:
+                  max_page_size: int | None = None, workspace_domain: str | None = None,
+                  open_directory: bool | None = None, delegation_scopes: list[str] | None = None,
+                  token_lifetime_seconds: int | None = None, default_owner: str | None = None) -> dict:
         """Change server behaviour; omitted arguments stay as they are."""
         with self._lock:
+            if workspace_domain is not None:
+                self.workspace_domain = str(workspace_domain).lower()
+            if open_directory is not None:
+                self.open_directory = bool(open_directory)
+            if delegation_scopes is not None:
+                if not isinstance(delegation_scopes, list) or not all(isinstance(x, str) for x in delegation_scopes):
+                    raise GoogleError(400, "delegation_scopes must be a list of scope URLs", "invalid")
+                self.delegation_scopes = list(delegation_scopes)
+            if token_lifetime_seconds is not None:
+                lifetime = _to_int(token_lifetime_seconds, "token_lifetime_seconds")
+                if lifetime is None or lifetime < 1:
+                    raise GoogleError(400, "token_lifetime_seconds must be >= 1", "invalid")
+                self.token_lifetime_seconds = lifetime
+            if default_owner is not None:
+                self.default_owner = str(default_owner).lower()
             if conference_mode is not None:
                 if conference_mode not in CONFERENCE_MODES:
                     raise GoogleError(400, f"conference_mode must be one of {CONFERENCE_MODES}", "invalid")
@@ -325,7 +404,9 @@ class FakeWorld:
         """Current configuration."""
         with self._lock:
             return {"conference_mode": self.conference_mode, "pending_polls": self.pending_polls,
-                    "max_page_size": self.max_page_size}
+                    "max_page_size": self.max_page_size, "workspace_domain": self.workspace_domain,
+                    "open_directory": self.open_directory, "delegation_scopes": list(self.delegation_scopes),
+                    "token_lifetime_seconds": self.token_lifetime_seconds, "default_owner": self.default_owner}
 
     def add_fault(self, status: int = 503, operation: str | None = None, path_regex: str | None = None,
                   method: str | None = None, count: int | None = 1, retry_after: float | None = None,
@@ -397,10 +478,11 @@ class FakeWorld:
                 hit.remaining -= 1
                 if hit.remaining <= 0:
                     self._faults.remove(hit)
-            return GoogleError(hit.status, hit.message, hit.reason, retry_after=hit.retry_after)
+            return GoogleError(hit.status, hit.message, hit.reason, retry_after=hit.retry_after,
+                               given_reason=hit.reason or "")
 
     def record_request(self, method: str, path: str, query: dict, body: Any, status: int,
-                       operation: str | None, fault: bool = False) -> None:
+                       operation: str | None, fault: bool = False, subject: str | None = None) -> None:
         """Append to the request log and count the call."""
         op = operation or "unmatched"
         with self._lock:
@@ -408,7 +490,7 @@ class FakeWorld:
             self._requests.append({
                 "seq": self._request_seq, "time": format_time(self._now(), millis=True), "method": method,
                 "path": path, "query": dict(query), "body": copy.deepcopy(body), "status": status,
-                "operation": op, "fault": fault,
+                "operation": op, "fault": fault, "subject": subject,
             })
             self._calls[op] += 1
             if 200 <= status < 300:
@@ -446,6 +528,130 @@ class FakeWorld:
         with self._lock:
             return self._ok[operation]
 
+    # ------------------------------------------------------------------ identity: service accounts, users, tokens
+
+    def register_service_account(self, email: str, public_key: str) -> dict:
+        """Trust assertions signed by this key for this service account (as an uploaded service-account key)."""
+        if not email or "@" not in str(email):
+            raise GoogleError(400, "email must be a service account email", "invalid")
+        try:
+            key = load_public_key(public_key)
+        except ValueError as exc:
+            raise GoogleError(400, str(exc), "invalid") from exc
+        with self._lock:
+            keys = self._service_accounts.setdefault(str(email).lower(), [])
+            if all(k.public_numbers() != key.public_numbers() for k in keys):  # registering twice is harmless
+                keys.append(key)
+            return {"email": str(email).lower(), "keys": len(keys)}
+
+    def service_accounts(self) -> list[dict]:
+        """Service accounts with registered keys."""
+        with self._lock:
+            return [{"email": e, "keys": len(k)} for e, k in self._service_accounts.items()]
+
+    def remove_service_account(self, email: str) -> None:
+        """Forget every key of a service account."""
+        with self._lock:
+            self._service_accounts.pop(str(email).lower(), None)
+
+    def _keys_for(self, issuer: str) -> list:
+        with self._lock:
+            return list(self._service_accounts.get(issuer.lower(), []))
+
+    def add_workspace_user(self, email: str, suspended: bool = False) -> dict:
+        """Add (or update) a user of the Workspace domain; suspended users are refused as delegation subjects."""
+        email = str(email or "").lower()
+        if email.rpartition("@")[2] != self.workspace_domain:
+            raise GoogleError(400, f"{email!r} is not in the Workspace domain {self.workspace_domain}", "invalid")
+        with self._lock:
+            self._workspace_users[email] = _WorkspaceUser(email, suspended=bool(suspended))
+            return self._workspace_users[email].view()
+
+    def remove_workspace_user(self, email: str) -> None:
+        """Delete a Workspace user: from now on an unknown subject, even in an open directory."""
+        email = str(email or "").lower()
+        with self._lock:
+            self._workspace_users[email] = _WorkspaceUser(email, deleted=True)
+
+    def workspace_users(self) -> list[dict]:
+        """Users the directory knows of explicitly (an open directory also has every other address of the domain)."""
+        with self._lock:
+            return [u.view() for u in self._workspace_users.values()]
+
+    def user_state(self, email: str) -> str:
+        """active, suspended or unknown, for an address as a delegation subject."""
+        email = email.lower()
+        local, _, domain = email.rpartition("@")
+        with self._lock:
+            if not local or domain != self.workspace_domain:
+                return "unknown"
+            user = self._workspace_users.get(email)
+            if user is None:
+                return "active" if self.open_directory else "unknown"
+            return "unknown" if user.deleted else "suspended" if user.suspended else "active"
+
+    def issue_token(self, form: dict, token_url: str) -> dict:
+        """POST /token: the JWT-bearer grant (RFC 7523) as Google's token endpoint answers it."""
+        grant_type = form.get("grant_type")
+        if grant_type != JWT_BEARER:
+            raise TokenRefused(400, "unsupported_grant_type", f"Invalid grant_type: {grant_type or ''}")
+        assertion = form.get("assertion")
+        if not assertion:
+            raise TokenRefused(400, "invalid_request", "Missing required parameter: assertion")
+        claims = verify_assertion(assertion, self._keys_for, token_url)
+        scopes = frozenset(str(claims.get("scope") or "").split())
+        if not scopes:
+            raise TokenRefused(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.")
+        issuer = str(claims["iss"]).lower()
+        subject = claims.get("sub")
+        with self._lock:
+            if subject:
+                if not scopes <= set(self.delegation_scopes):
+                    raise TokenRefused(401, "unauthorized_client",
+                                       "Client is unauthorized to retrieve access tokens using this method, or "
+                                       "client not authorized for any of the scopes requested.")
+                if not isinstance(subject, str) or self.user_state(subject) != "active":
+                    raise TokenRefused(400, "invalid_grant", "Invalid email or User ID")
+                caller = Caller(email=subject.lower(), scopes=scopes, service_account=issuer, delegated=True)
+            else:
+                caller = Caller(email=issuer, scopes=scopes, service_account=issuer, delegated=False)
+            lifetime = self.token_lifetime_seconds
+        return {"access_token": self._tokens.mint(caller, lifetime), "expires_in": lifetime, "token_type": "Bearer"}
+
+    def user_token(self, email: str, scopes: list[str], lifetime: int | None = None) -> dict:
+        """A token of the user themselves (as if they signed in with OAuth), for tests acting as that person."""
+        if not email or not scopes:
+            raise GoogleError(400, "email and scopes are required", "required")
+        caller = Caller(email=str(email).lower(), scopes=frozenset(scopes), service_account=None, delegated=False)
+        lifetime = lifetime or self.token_lifetime_seconds
+        return {"access_token": self._tokens.mint(caller, lifetime), "expires_in": lifetime, "token_type": "Bearer"}
+
+    def authenticate(self, authorization: str | None, operation: str) -> Caller:
+        """The caller of an API request; Google's 401 without a valid token, 403 without a scope the method takes."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise GoogleError(401, f"Request is missing required authentication credential. {_API_AUTH_HELP}",
+                              "required", item_message="Login Required.", location="Authorization",
+                              headers={"WWW-Authenticate": _REALM})
+        caller = self._tokens.read(token.strip())
+        # A user suspended or deleted after the token was issued loses it, as Google revokes such tokens.
+        if caller is None or (caller.email.rpartition("@")[2] == self.workspace_domain
+                              and self.user_state(caller.email) != "active"):
+            raise GoogleError(401, f"Request had invalid authentication credentials. {_API_AUTH_HELP}",
+                              "authError", item_message="Invalid Credentials", location="Authorization",
+                              headers={"WWW-Authenticate": f'{_REALM}, error="invalid_token"'})
+        accepted = method_scopes().get(operation)
+        if accepted is not None and not caller.scopes & accepted:
+            service, _, _ = operation.partition(".")
+            raise GoogleError(403, "Request had insufficient authentication scopes.", "insufficientPermissions",
+                              item_message="Insufficient Permission",
+                              details=[{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                                        "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "domain": "googleapis.com",
+                                        "metadata": {"method": operation, "service": f"{service}.googleapis.com"}}],
+                              headers={"WWW-Authenticate": f'{_REALM}, error="insufficient_scope", '
+                                                           f'scope="{" ".join(sorted(accepted))}"'})
+        return caller
+
     # ------------------------------------------------------------------ helpers
 
     def _now(self) -> datetime:
@@ -476,8 +682,20 @@ class FakeWorld:
             if (calendar_id, event_id) not in self._events:
                 return event_id
 
+    @staticmethod
+    def _calendar_of(calendar_id: str, caller: Caller | None) -> str:
+        """The calendar a request may touch: `primary` (or its own address) is the caller's; other calendars are
+        not shared with it. Control calls (no caller) name any calendar, `primary` meaning whichever holds the event."""
+        if caller is None:
+            return calendar_id.lower() if "@" in calendar_id else calendar_id
+        if calendar_id.lower() in ("primary", caller.email):
+            return caller.email
+        raise GoogleError(404, "Not Found", "notFound")
+
     def _event(self, calendar_id: str, event_id: str) -> _Event:
         ev = self._events.get((calendar_id, event_id))
+        if ev is None and calendar_id == "primary":
+            ev = next((e for (_, eid), e in self._events.items() if eid == event_id), None)
         if ev is None:
             raise GoogleError(404, "Not Found", "notFound")
         return ev
@@ -518,7 +736,7 @@ class FakeWorld:
                 return code
 
     def _attach_meet(self, ev: _Event) -> None:
-        space = self._create_space()
+        space = self._create_space(owner=ev.calendar_id)
         uri = f"https://meet.google.com/{space.code}"
         conference = ev.resource.setdefault("conferenceData", {})
         conference.setdefault("createRequest", {})["status"] = {"statusCode": "success"}
@@ -571,12 +789,13 @@ class FakeWorld:
         return ((conference.get("createRequest") or {}).get("status") or {}).get("statusCode")
 
     def insert_event(self, calendar_id: str, body: dict | None, conference_data_version: int | None = 0,
-                     send_updates: str | None = None) -> dict:
+                     send_updates: str | None = None, caller: Caller | None = None) -> dict:
         """calendar.events.insert."""
         body = body or {}
         if not isinstance(body, dict):
             raise GoogleError(400, "Invalid event body.", "invalid")
         with self._lock:
+            calendar_id = self._calendar_of(calendar_id, caller)
             event_id = body.get("id")
             if event_id is not None:
                 if not isinstance(event_id, str) or not _EVENT_ID_RE.match(event_id):
@@ -603,13 +822,14 @@ class FakeWorld:
                 self._apply_create_request(ev, body.get("conferenceData"))
             resource["etag"] = self._new_etag()
             self._events[(calendar_id, event_id)] = ev
-            logger.debug("inserted event %s on %s (conference %s)", event_id, calendar_id, self._conference_status(ev))
+            # The calendar is a person's address: kept out of the log, as the product keeps emails out of its own.
+            logger.debug("inserted event %s (conference %s)", event_id, self._conference_status(ev))
             return copy.deepcopy(resource)
 
-    def get_event(self, calendar_id: str, event_id: str, poll: bool = True) -> dict:
+    def get_event(self, calendar_id: str, event_id: str, poll: bool = True, caller: Caller | None = None) -> dict:
         """calendar.events.get; with poll=True it advances a pending conference."""
         with self._lock:
-            ev = self._event(calendar_id, event_id)
+            ev = self._event(self._calendar_of(calendar_id, caller), event_id)
             if poll and ev.pending_polls_left is not None and self._conference_status(ev) == "pending":
                 ev.pending_polls_left -= 1
                 if ev.pending_polls_left <= 0:
@@ -618,13 +838,13 @@ class FakeWorld:
             return copy.deepcopy(ev.resource)
 
     def update_event(self, calendar_id: str, event_id: str, body: dict | None, conference_data_version: int | None = 0,
-                     replace: bool = False, send_updates: str | None = None) -> dict:
+                     replace: bool = False, send_updates: str | None = None, caller: Caller | None = None) -> dict:
         """calendar.events.patch (merge top-level fields) or, with replace=True, calendar.events.update."""
         body = body or {}
         if not isinstance(body, dict):
             raise GoogleError(400, "Invalid event body.", "invalid")
         with self._lock:
-            ev = self._event(calendar_id, event_id)
+            ev = self._event(self._calendar_of(calendar_id, caller), event_id)
             old = ev.resource
             fields = {k: copy.deepcopy(v) for k, v in body.items() if k not in _EVENT_SERVER_FIELDS}
             if replace:
@@ -659,23 +879,26 @@ class FakeWorld:
             return copy.deepcopy(ev.resource)
 
     def patch_event(self, calendar_id: str, event_id: str, body: dict | None,
-                    conference_data_version: int | None = 0, send_updates: str | None = None) -> dict:
+                    conference_data_version: int | None = 0, send_updates: str | None = None,
+                    caller: Caller | None = None) -> dict:
         """calendar.events.patch."""
-        return self.update_event(calendar_id, event_id, body, conference_data_version, replace=False)
+        return self.update_event(calendar_id, event_id, body, conference_data_version, replace=False, caller=caller)
 
-    def delete_event(self, calendar_id: str, event_id: str, send_updates: str | None = None) -> None:
+    def delete_event(self, calendar_id: str, event_id: str, send_updates: str | None = None,
+                     caller: Caller | None = None) -> None:
         """calendar.events.delete: cancel the event; a second delete answers 410."""
         with self._lock:
-            ev = self._event(calendar_id, event_id)
+            ev = self._event(self._calendar_of(calendar_id, caller), event_id)
             if ev.resource.get("status") == "cancelled":
                 raise GoogleError(410, "Resource has been deleted", "deleted", status=None)
             ev.resource["status"] = "cancelled"
             self._touch(ev, bump_sequence=True)
 
     def list_events(self, calendar_id: str, page_token: str | None = None, max_results: Any = None,
-                    show_deleted: bool = False, ical_uid: str | None = None) -> dict:
+                    show_deleted: bool = False, ical_uid: str | None = None, caller: Caller | None = None) -> dict:
         """calendar.events.list in insertion order."""
         with self._lock:
+            calendar_id = self._calendar_of(calendar_id, caller)
             items = [ev.resource for (cal, _), ev in self._events.items() if cal == calendar_id
                      and (show_deleted or ev.resource.get("status") != "cancelled")
                      and (ical_uid is None or ev.resource.get("iCalUID") == ical_uid)]
@@ -692,7 +915,7 @@ class FakeWorld:
         if status not in ("success", "failure"):
             raise GoogleError(400, "status must be 'success' or 'failure'", "invalid")
         with self._lock:
-            ev = self._event(calendar_id, event_id)
+            ev = self._event(self._calendar_of(calendar_id, None), event_id)
             current = self._conference_status(ev)
             if current is None:
                 raise GoogleError(400, "Event has no conference request.", "invalid")
@@ -707,12 +930,13 @@ class FakeWorld:
     def events(self, calendar_id: str | None = None) -> list[dict]:
         """Every stored event (including cancelled ones) with its calendarId."""
         with self._lock:
+            wanted = None if calendar_id is None else self._calendar_of(calendar_id, None)
             return [dict(copy.deepcopy(ev.resource), calendarId=cal) for (cal, _), ev in self._events.items()
-                    if calendar_id is None or cal == calendar_id]
+                    if wanted in (None, "primary") or cal == wanted]
 
     # ------------------------------------------------------------------ Meet
 
-    def _create_space(self, meeting_code: str | None = None) -> _Space:
+    def _create_space(self, meeting_code: str | None = None, owner: str | None = None) -> _Space:
         code = (meeting_code or self._new_meeting_code()).lower()
         if code in self._space_by_code:
             return self._spaces[self._space_by_code[code]]
@@ -720,15 +944,24 @@ class FakeWorld:
             space_id = self._random(_ID_CHARS, 12)
             if space_id not in self._spaces:
                 break
-        space = _Space(id=space_id, code=code, created=self._now())
+        space = _Space(id=space_id, code=code, created=self._now(), owner=(owner or self.default_owner).lower())
         self._spaces[space_id] = space
         self._space_by_code[code] = space_id
         return space
 
-    def create_space(self, meeting_code: str | None = None) -> dict:
-        """Create (or return the existing) Meet space for a meeting code."""
+    def create_space(self, meeting_code: str | None = None, owner: str | None = None,
+                     caller: Caller | None = None) -> dict:
+        """Create (or return the existing) Meet space for a meeting code, owned by the caller (or `owner`)."""
         with self._lock:
-            return self._space_resource(self._create_space(meeting_code))
+            space = self._create_space(meeting_code, caller.email if caller else owner)
+            self._check_owner(space, caller)
+            return self._space_resource(space)
+
+    @staticmethod
+    def _check_owner(space: _Space, caller: Caller | None) -> None:
+        # Meet shows a space, and the conferences held in it, to the user who owns it.
+        if caller is not None and space.owner != caller.email:
+            raise GoogleError(403, "The caller does not have permission", "forbidden")
 
     def _find_space(self, name: str) -> _Space:
         key = _short_id(name, "spaces")
@@ -756,25 +989,29 @@ class FakeWorld:
             resource["activeConference"] = {"conferenceRecord": f"conferenceRecords/{latest.id}"}
         return resource
 
-    def get_space(self, name: str) -> dict:
+    def get_space(self, name: str, caller: Caller | None = None) -> dict:
         """meet.spaces.get by space id, space name or meeting code."""
         with self._lock:
-            return self._space_resource(self._find_space(name))
+            space = self._find_space(name)
+            self._check_owner(space, caller)
+            return self._space_resource(space)
 
-    def end_active_conference(self, name: str) -> None:
+    def end_active_conference(self, name: str, caller: Caller | None = None) -> None:
         """meet.spaces.endActiveConference."""
         with self._lock:
             space = self._find_space(name)
+            self._check_owner(space, caller)
             active = [c for c in self._conferences.values() if c.space_id == space.id and c.end is None]
             if not active:
                 raise GoogleError(400, "No active conference.", "failedPrecondition", status="FAILED_PRECONDITION")
             for conf in active:
                 self._end_conference(conf, self._now())
 
-    def _conference(self, conference_id: str) -> _Conference:
+    def _conference(self, conference_id: str, caller: Caller | None = None) -> _Conference:
         conf = self._conferences.get(_short_id(conference_id, "conferenceRecords"))
         if conf is None:
             raise GoogleError(404, "Requested entity was not found.", "notFound")
+        self._check_owner(self._spaces[conf.space_id], caller)
         return conf
 
     def _record_resource(self, conf: _Conference) -> dict:
@@ -829,6 +1066,7 @@ class FakeWorld:
         view.update({
             "id": conf.id,
             "meetingCode": space.code,
+            "owner": space.owner,
             "participants": [dict(self._participant_resource(conf, p), id=p.id, kind=p.kind, userId=p.user_id,
                                   sessions=[self._session_resource(conf, p, s) for s in p.sessions])
                              for p in conf.participants],
@@ -889,7 +1127,9 @@ class FakeWorld:
                         "webViewLink": f"https://docs.google.com/document/d/{file_id}/edit",
                         "createdTime": format_time(artifact.end or self._now(), millis=True)}
             metadata = None
-        self._files[file_id] = _DriveFile(resource=resource, metadata=metadata,
+        # Meet saves recordings and transcripts to the Drive of the meeting's organizer (the space owner).
+        self._files[file_id] = _DriveFile(resource=resource, owner=self._spaces[conf.space_id].owner,
+                                          meet_created=True, metadata=metadata,
                                           lag_left=max(0, int(artifact.metadata_lag_gets or 0)))
 
     def _new_drive_id(self) -> str:
@@ -924,14 +1164,16 @@ class FakeWorld:
 
     def create_conference(self, meeting_code: str | None = None, start_time: Any = None, end_time: Any = None,
                           participants: list | None = None, recordings: list | None = None,
-                          transcripts: list | None = None, space: str | None = None) -> dict:
-        """Create a conference record (and its space, users and Drive files) and return a full view of it."""
+                          transcripts: list | None = None, space: str | None = None, owner: str | None = None) -> dict:
+        """Create a conference record (and its space, users and Drive files) and return a full view of it.
+
+        A new space belongs to `owner` (default: the configured default owner); an existing one keeps its owner."""
         with self._lock:
             now = self._now()
             if space:
                 space_obj = self._find_space(space)
             else:
-                space_obj = self._create_space(meeting_code)
+                space_obj = self._create_space(meeting_code, owner)
             start = parse_time(start_time, now) or now
             end = parse_time(end_time, now)
             conf = _Conference(id=self._random(_ID_CHARS, 24), space_id=space_obj.id, start=start, end=end)
@@ -1064,10 +1306,12 @@ class FakeWorld:
         return True
 
     def list_conference_records(self, filter: str | None = None, page_size: Any = None,
-                                page_token: str | None = None) -> dict:
-        """meet.conferenceRecords.list, newest first."""
+                                page_token: str | None = None, caller: Caller | None = None) -> dict:
+        """meet.conferenceRecords.list, newest first: the conferences of the caller's spaces."""
         with self._lock:
-            confs = [c for c in self._conferences.values() if not filter or self._filter_matches(c, filter)]
+            confs = [c for c in self._conferences.values()
+                     if (caller is None or self._spaces[c.space_id].owner == caller.email)
+                     and (not filter or self._filter_matches(c, filter))]
             confs.sort(key=lambda c: c.start, reverse=True)
             page, token = self._paginate(confs, page_size, page_token, 25)
             return self._list_result("conferenceRecords", [self._record_resource(c) for c in page], token)
@@ -1079,10 +1323,10 @@ class FakeWorld:
             result["nextPageToken"] = token
         return result
 
-    def get_conference_record(self, name: str) -> dict:
+    def get_conference_record(self, name: str, caller: Caller | None = None) -> dict:
         """meet.conferenceRecords.get."""
         with self._lock:
-            return self._record_resource(self._conference(name))
+            return self._record_resource(self._conference(name, caller))
 
     def _participant(self, conf: _Conference, participant_id: str) -> _Participant:
         p = next((p for p in conf.participants if p.id == participant_id), None)
@@ -1090,10 +1334,11 @@ class FakeWorld:
             raise GoogleError(404, "Requested entity was not found.", "notFound")
         return p
 
-    def list_participants(self, conference_id: str, page_size: Any = None, page_token: str | None = None) -> dict:
+    def list_participants(self, conference_id: str, page_size: Any = None, page_token: str | None = None,
+                          caller: Caller | None = None) -> dict:
         """meet.conferenceRecords.participants.list, latest joiner first."""
         with self._lock:
-            conf = self._conference(conference_id)
+            conf = self._conference(conference_id, caller)
             people = sorted(conf.participants, reverse=True,
                             key=lambda p: min((s.start for s in p.sessions), default=conf.start))
             page, token = self._paginate(people, page_size, page_token, 100)
@@ -1101,27 +1346,28 @@ class FakeWorld:
             result["totalSize"] = len(people)
             return result
 
-    def get_participant(self, conference_id: str, participant_id: str) -> dict:
+    def get_participant(self, conference_id: str, participant_id: str, caller: Caller | None = None) -> dict:
         """meet.conferenceRecords.participants.get."""
         with self._lock:
-            conf = self._conference(conference_id)
+            conf = self._conference(conference_id, caller)
             return self._participant_resource(conf, self._participant(conf, participant_id))
 
     def list_participant_sessions(self, conference_id: str, participant_id: str, page_size: Any = None,
-                                  page_token: str | None = None) -> dict:
+                                  page_token: str | None = None, caller: Caller | None = None) -> dict:
         """meet.conferenceRecords.participants.participantSessions.list, latest first."""
         with self._lock:
-            conf = self._conference(conference_id)
+            conf = self._conference(conference_id, caller)
             p = self._participant(conf, participant_id)
             sessions = sorted(p.sessions, key=lambda s: s.start, reverse=True)
             page, token = self._paginate(sessions, page_size, page_token, 100)
             return self._list_result("participantSessions",
                                      [self._session_resource(conf, p, s) for s in page], token)
 
-    def get_participant_session(self, conference_id: str, participant_id: str, session_id: str) -> dict:
+    def get_participant_session(self, conference_id: str, participant_id: str, session_id: str,
+                                caller: Caller | None = None) -> dict:
         """meet.conferenceRecords.participants.participantSessions.get."""
         with self._lock:
-            conf = self._conference(conference_id)
+            conf = self._conference(conference_id, caller)
             p = self._participant(conf, participant_id)
             s = next((s for s in p.sessions if s.id == session_id), None)
             if s is None:
@@ -1129,19 +1375,19 @@ class FakeWorld:
             return self._session_resource(conf, p, s)
 
     def list_artifacts(self, conference_id: str, kind: str, page_size: Any = None,
-                       page_token: str | None = None) -> dict:
+                       page_token: str | None = None, caller: Caller | None = None) -> dict:
         """meet.conferenceRecords.recordings.list / transcripts.list, oldest first."""
         with self._lock:
-            conf = self._conference(conference_id)
+            conf = self._conference(conference_id, caller)
             artifacts = conf.recordings if kind == "recording" else conf.transcripts
             page, token = self._paginate(artifacts, page_size, page_token, 10)
             key = "recordings" if kind == "recording" else "transcripts"
             return self._list_result(key, [self._artifact_resource(conf, a) for a in page], token)
 
-    def get_artifact(self, conference_id: str, kind: str, artifact_id: str) -> dict:
+    def get_artifact(self, conference_id: str, kind: str, artifact_id: str, caller: Caller | None = None) -> dict:
         """meet.conferenceRecords.recordings.get / transcripts.get."""
         with self._lock:
-            conf = self._conference(conference_id)
+            conf = self._conference(conference_id, caller)
             artifacts = conf.recordings if kind == "recording" else conf.transcripts
             a = next((a for a in artifacts if a.id == artifact_id), None)
             if a is None:
@@ -1151,8 +1397,9 @@ class FakeWorld:
     # ------------------------------------------------------------------ Drive
 
     def add_drive_file(self, file_id: str | None = None, name: str | None = None, mime_type: str = "video/mp4",
-                       duration_seconds: int | None = 1800, metadata_lag_gets: int = 0) -> dict:
-        """Register a Drive file directly (video metadata only for video/* types)."""
+                       duration_seconds: int | None = 1800, metadata_lag_gets: int = 0, owner: str | None = None,
+                       created_by_meet: bool = False) -> dict:
+        """Register a Drive file directly in `owner`'s Drive (video metadata only for video/* types)."""
         with self._lock:
             file_id = file_id or self._new_drive_id()
             resource = {"kind": "drive#file", "id": file_id, "name": name or f"{file_id}.mp4", "mimeType": mime_type,
@@ -1162,15 +1409,27 @@ class FakeWorld:
             if mime_type.startswith("video/"):
                 seconds = _to_int(duration_seconds, "duration_seconds") or 0
                 metadata = {"durationMillis": str(seconds * 1000), "width": 1280, "height": 720}
-            self._files[file_id] = _DriveFile(resource=resource, metadata=metadata,
+            self._files[file_id] = _DriveFile(resource=resource, owner=(owner or self.default_owner).lower(),
+                                              meet_created=bool(created_by_meet), metadata=metadata,
                                               lag_left=max(0, _to_int(metadata_lag_gets, "metadata_lag_gets") or 0))
             return copy.deepcopy(resource)
 
-    def get_drive_file(self, file_id: str) -> dict:
+    @staticmethod
+    def _can_see_file(f: _DriveFile, caller: Caller | None) -> bool:
+        if caller is None:
+            return True
+        if f.owner != caller.email:
+            return False
+        # drive.meet.readonly: "files that were created or edited by Google Meet"; drive.file and the like see
+        # only files the app made, which none of these are.
+        return bool(caller.scopes & _DRIVE_ANY_FILE) or (_DRIVE_MEET in caller.scopes and f.meet_created)
+
+    def get_drive_file(self, file_id: str, caller: Caller | None = None) -> dict:
         """drive.files.get; video metadata shows up only once the configured lag has elapsed."""
         with self._lock:
             f = self._files.get(file_id)
-            if f is None:
+            # Drive answers 404 alike for a missing file and for one the caller may not see.
+            if f is None or not self._can_see_file(f, caller):
                 raise GoogleError(404, f"File not found: {file_id}.", "notFound")
             resource = copy.deepcopy(f.resource)
             if f.lag_left > 0:
@@ -1210,7 +1469,10 @@ class FakeWorld:
             if user is None:
                 raise GoogleError(404, "Requested entity was not found.", "notFound")
             person: dict[str, Any] = {"resourceName": f"people/{user.id}", "etag": f"%{user.id}"}
-            if "emailAddresses" in fields and user.email:
+            # Google shows another account's email only within the caller's Workspace domain: for a personal
+            # account (a patient's gmail.com) people.get returns the public profile alone.
+            in_domain = bool(user.email) and user.email.rpartition("@")[2].lower() == self.workspace_domain
+            if "emailAddresses" in fields and user.email and in_domain:
                 person["emailAddresses"] = [{"metadata": {"primary": True, "verified": True,
                                                           "source": {"type": "PROFILE", "id": user.id}},
                                              "value": user.email}]

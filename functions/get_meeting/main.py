@@ -3,6 +3,7 @@ import functions_framework
 
 from shared.services import health as health_check
 from shared.services import meetings
+from shared.web import docs_page
 from shared.web.app import Context, FunctionApp, Reply
 from shared.web.models import MeetingListQuery
 
@@ -42,14 +43,18 @@ def health(ctx: Context):
 def openapi_document(ctx: Context):
     from shared.web import openapi  # the document builds every model's schema: only when it is asked for
 
-    return openapi.document()
+    return openapi.served(openapi.origin(ctx.request.headers, ctx.request.host_url))
 
 
 @app.route("docs")
 def docs(ctx: Context):
-    from shared.web import openapi
+    return Reply(docs_page.PAGE, content_type="text/html", headers=docs_page.PAGE_HEADERS)
 
-    return Reply(openapi.DOCS_HTML, content_type="text/html")
+
+@app.route("docsAsset")
+def docs_asset(ctx: Context, asset: str):
+    content_type, text = docs_page.asset(asset)
+    return Reply(text, content_type=content_type, headers=docs_page.ASSET_HEADERS)
 
 
 get_meeting = functions_framework.http(app)

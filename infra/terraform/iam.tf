@@ -16,9 +16,8 @@ locals {
   workspace_scopes = [
     "https://www.googleapis.com/auth/calendar.events",
     "https://www.googleapis.com/auth/meetings.space.readonly",
-    "https://www.googleapis.com/auth/drive.readonly",
+    "https://www.googleapis.com/auth/drive.meet.readonly",
     "https://www.googleapis.com/auth/directory.readonly",
-    "https://www.googleapis.com/auth/admin.directory.user.readonly",
   ]
   runtime_member  = "serviceAccount:${google_service_account.runtime.email}"
   migrator_member = "serviceAccount:${google_service_account.migrator.email}"

@@ -1,56 +1,81 @@
-"""Google Workspace: the only module that knows Google's APIs and their wire formats (Calendar v3, Meet v2, Drive v3,
-People and the Directory). The use cases speak shared.domain types; `MeetingCalendar` and `MeetRooms` translate."""
+"""Google Workspace: the only module that knows Google's APIs, their identity and wire formats (Calendar v3, Meet v2,
+Drive v3, People). The use cases speak shared.domain types; `MeetingCalendar` and `MeetRooms` translate."""
 from __future__ import annotations
 
+import json
 import logging
+import random
 import re
 import socket
 import threading
+import time
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import httplib2
-from google.auth.credentials import AnonymousCredentials
+from google.auth.exceptions import RefreshError, TransportError
 from google_auth_httplib2 import AuthorizedHttp
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from shared.domain.errors import NotFound, Unavailable, UpstreamFailed
+from shared.domain.errors import CancelledEventExists, IdentityRefused, NotFound, Unavailable, UpstreamFailed
 from shared.domain.meeting import Artifact, CalendarEvent, Conference, ConferenceRecord, Joiner, Meeting, MeetSnapshot
 from shared.domain.rules import overlaps
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# The narrowest scopes that serve every call below (each method's scopes are in its discovery document):
+# calendar.events for events.insert/get/patch/delete; meetings.space.readonly for spaces.get and every
+# conferenceRecords list; drive.meet.readonly for files.get on the recordings Meet saved in the organizer's Drive;
+# directory.readonly for people.get, which then reveals the email of a user of the clinic's own domain.
 SCOPES = (
     "https://www.googleapis.com/auth/calendar.events",
     "https://www.googleapis.com/auth/meetings.space.readonly",
-    "https://www.googleapis.com/auth/drive.readonly",
+    "https://www.googleapis.com/auth/drive.meet.readonly",
     "https://www.googleapis.com/auth/directory.readonly",
-    "https://www.googleapis.com/auth/admin.directory.user.readonly",
 )
-_TOKEN_URI = "https://oauth2.googleapis.com/token"
+_GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 # With api_endpoint the client drops the discovery servicePath, so the standard path goes back on here.
 _SERVICE_PATHS = {"calendar": "calendar/v3/", "drive": "drive/v3/"}
 _MEET_CODE = re.compile(r"([a-z]{3}-[a-z]{4}-[a-z]{3})")
+# 403 reasons that mean "slow down" (Calendar's usageLimits errors): retried like a 429. googleapiclient's own
+# retries cover only the first two, so the other two get the same backoff here.
+_RATE_LIMITED = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"})
+_RETRIED_BY_CLIENT = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 
 
 class GoogleApis:
     """Builds and caches API clients per thread (httplib2 is not thread-safe) and per delegated subject."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep):
         self._settings = settings
+        self._sleep = sleep
         self._local = threading.local()
         self._credentials: dict[str | None, Any] = {}
+        self._signer = None
         self._lock = threading.Lock()
 
+    @property
+    def token_uri(self) -> str:
+        """Where delegated tokens come from: Google's token endpoint, or `/token` below GOOGLE_API_ROOT."""
+        root = self._settings.google_api_root
+        return f"{root}token" if root else _GOOGLE_TOKEN_URI
+
     def _creds(self, subject: str | None):
-        if self._settings.google_api_root:
-            return AnonymousCredentials()
+        """Service-account credentials acting as `subject` (a JWT-bearer grant per token, reused until near expiry)."""
+        from google.oauth2 import service_account
+
         with self._lock:
             if subject not in self._credentials:
-                self._credentials[subject] = _delegated_credentials(self._settings.google_delegation_sa, subject)
+                if self._signer is None:
+                    self._signer = _signer(self._settings)
+                # google-auth fills `aud` with Google's own endpoint; the audience is the token URI actually used.
+                self._credentials[subject] = service_account.Credentials(
+                    self._signer, self._settings.google_delegation_sa, self.token_uri, scopes=list(SCOPES),
+                    subject=subject, additional_claims={"aud": self.token_uri})
             return self._credentials[subject]
 
     def service(self, api: str, version: str, subject: str | None = None):
@@ -60,7 +85,8 @@ class GoogleApis:
             cache = self._local.services = {}
         key = (api, version, subject)
         if key not in cache:
-            http = AuthorizedHttp(self._creds(subject), http=httplib2.Http(timeout=self._settings.google_timeout_seconds))
+            transport = httplib2.Http(timeout=self._settings.google_timeout_seconds)
+            http = AuthorizedHttp(self._creds(subject), http=transport)
             root = self._settings.google_api_root
             options = {"api_endpoint": root + _SERVICE_PATHS.get(api, "")} if root else None
             cache[key] = build(api, version, http=http, static_discovery=True, cache_discovery=False,
@@ -68,34 +94,84 @@ class GoogleApis:
         return cache[key]
 
     def execute(self, request, *, what: str) -> dict[str, Any]:
-        """Run a request with the client's own backoff on 429/5xx; map what is left to domain errors."""
-        try:
-            return request.execute(num_retries=self._settings.google_num_retries) or {}
-        except HttpError as exc:
-            status = exc.resp.status
-            if status == 429 or status >= 500:
-                log.warning("google %s unavailable after retries", what, extra={"status": status})
-                raise Unavailable("Google is unavailable; retry later.") from exc
-            if status in (404, 410):
-                raise NotFound(f"Google has no such resource ({what}).") from exc
-            if status != 409:  # a duplicate id is the expected answer to a retried insert
-                log.error("google %s refused the request", what, extra={"status": status})
-            raise UpstreamFailed(f"Google refused the request ({what}, HTTP {status}).") from exc
-        except (httplib2.HttpLib2Error, socket.timeout, OSError) as exc:
-            log.warning("google %s unreachable: %s", what, type(exc).__name__)
-            raise Unavailable("Google is unreachable; retry later.") from exc
+        """Run a request with backoff on 429, 5xx and rate-limit 403s; map what is left to domain errors."""
+        retries = self._settings.google_num_retries
+        attempt = 0
+        while True:
+            try:
+                return request.execute(num_retries=retries) or {}
+            except HttpError as exc:
+                reasons = _reasons(exc)
+                if exc.resp.status == 403 and reasons & (_RATE_LIMITED - _RETRIED_BY_CLIENT) and attempt < retries:
+                    attempt += 1
+                    self._sleep(random.random() * 2 ** attempt)  # the client library's own backoff schedule
+                    continue
+                raise _http_failure(exc, what, reasons) from exc
+            except RefreshError as exc:
+                raise _token_refused(exc, what) from exc
+            except (TransportError, httplib2.HttpLib2Error, socket.timeout, OSError) as exc:
+                log.warning("google %s unreachable: %s", what, type(exc).__name__)
+                raise Unavailable("Google is unreachable; retry later.") from exc
 
 
-def _delegated_credentials(service_account: str | None, subject: str | None):
-    """Keyless domain-wide delegation: the runtime identity signs the assertion through IAM signJwt."""
+def _signer(settings: Settings):
+    """The one local difference: a key file signs for a local GOOGLE_API_ROOT; in the cloud, IAM signs (keyless)."""
+    if settings.google_signing_key_file:
+        from google.auth import crypt
+
+        return crypt.RSASigner.from_string(Path(settings.google_signing_key_file).read_text())
     import google.auth
     from google.auth import iam
     from google.auth.transport.requests import Request
-    from google.oauth2 import service_account as sa
 
     source, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-    signer = iam.Signer(Request(), source, service_account)
-    return sa.Credentials(signer, service_account, _TOKEN_URI, scopes=list(SCOPES), subject=subject)
+    return iam.Signer(Request(), source, settings.google_delegation_sa)
+
+
+def _reasons(exc: HttpError) -> set[str]:
+    """The `reason`s of a Google error body (legacy `errors` items and ErrorInfo `details`)."""
+    try:
+        error = json.loads(exc.content.decode("utf-8")).get("error")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return set()
+    if not isinstance(error, dict):
+        return set()
+    items = [*(error.get("errors") or []), *(error.get("details") or [])]
+    return {item["reason"] for item in items if isinstance(item, dict) and isinstance(item.get("reason"), str)}
+
+
+def _http_failure(exc: HttpError, what: str, reasons: set[str]) -> Exception:
+    status = exc.resp.status
+    if status == 429 or status >= 500 or (status == 403 and reasons & _RATE_LIMITED):
+        log.warning("google %s unavailable after retries", what, extra={"status": status})
+        return Unavailable("Google is unavailable; retry later.")
+    if status in (404, 410):
+        return NotFound(f"Google has no such resource ({what}).")
+    if status != 409:  # a duplicate id is the expected answer to a retried insert
+        log.error("google %s refused the request", what, extra={"status": status, "reasons": sorted(reasons)})
+    return UpstreamFailed(f"Google refused the request ({what}, HTTP {status}).")
+
+
+def _token_refused(exc: RefreshError, what: str) -> Exception:
+    """Map a refused delegated token: the cause in words, never the user (error descriptions may name them)."""
+    data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+    error = data.get("error") if isinstance(data.get("error"), str) else None
+    description = str(data.get("error_description") or "")
+    if exc.retryable:  # the token endpoint answered 5xx or 429 through google-auth's own retries
+        log.warning("google token endpoint unavailable for %s", what, extra={"error": error})
+        return Unavailable("Google's token endpoint is unavailable; retry later.")
+    if error == "invalid_grant" and "JWT" in description:
+        cause = "it rejected the delegation assertion (signature, audience or clock)"
+    elif error == "invalid_grant" and "account not found" in description:
+        cause = "the delegation service account is unknown to it"
+    elif error == "invalid_grant":
+        cause = "the calendar owner is not an active user of the Workspace (unknown or suspended)"
+    elif error in ("unauthorized_client", "access_denied"):
+        cause = "domain-wide delegation is not authorized for the scopes the middleware requests"
+    else:
+        cause = f"it refused the delegated token ({error or 'no error code'})"
+    log.error("google %s: delegated token refused (%s)", what, error or "no error code", extra={"error": error})
+    return IdentityRefused(f"Google refused to act as the meeting's calendar owner: {cause}.")
 
 
 def _is_duplicate(exc: HttpError) -> bool:
@@ -112,17 +188,24 @@ class Calendar:
         return self._apis.service("calendar", "v3", owner).events()
 
     def insert_event(self, owner: str | None, event: dict[str, Any]) -> dict[str, Any]:
-        """Insert an event with a caller-chosen id; if the id exists already, that event is returned."""
+        """Insert an event with a caller-chosen id; if the id exists already, that event is returned unless it is
+        cancelled (CancelledEventExists)."""
         request = self._events(owner).insert(calendarId="primary", body=event, conferenceDataVersion=1,
                                              sendUpdates="all")
         try:
             return self._apis.execute(request, what="calendar.events.insert")
         except UpstreamFailed as exc:
-            if isinstance(exc.__cause__, HttpError) and _is_duplicate(exc.__cause__):
-                existing = self.get_event(owner, event["id"])
-                if existing is not None:
-                    return existing
-            raise
+            if not (isinstance(exc.__cause__, HttpError) and _is_duplicate(exc.__cause__)):
+                raise
+            existing = self.get_event(owner, event["id"])
+            if existing is None:
+                raise
+            if existing.get("status") == "cancelled":
+                # A cancelled event keeps its id and cannot be revived by an insert: adopting it would hand out a
+                # dead Meet link.
+                raise CancelledEventExists("The Calendar event id of this meeting belongs to a cancelled event; "
+                                           "a new creation attempt is needed.") from exc
+            return existing
 
     def get_event(self, owner: str | None, event_id: str) -> dict[str, Any] | None:
         """The event (status `cancelled` once deleted), or None when Google does not know it."""
@@ -198,7 +281,7 @@ class Meet:
 
 
 class Directory:
-    """Who a Meet `users/{id}` is: People API first, the Admin SDK Directory for Workspace users."""
+    """Who a Meet `users/{id}` is: the People API, which reveals the email of users of the clinic's own domain."""
 
     def __init__(self, apis: GoogleApis):
         self._apis = apis
@@ -210,18 +293,13 @@ class Directory:
         try:
             person = self._apis.execute(people.get(resourceName=f"people/{user_id}", personFields="emailAddresses"),
                                         what="people.people.get")
-            emails = person.get("emailAddresses") or []
-            primary = next((e for e in emails if (e.get("metadata") or {}).get("primary")), emails[0] if emails else None)
-            if primary and primary.get("value"):
-                return primary["value"]
-        except (NotFound, UpstreamFailed):
-            pass
-        users = self._apis.service("admin", "directory_v1", owner).users()
-        try:
-            found = self._apis.execute(users.get(userKey=user_id), what="directory.users.get")
-            return found.get("primaryEmail")
+        except IdentityRefused:
+            raise
         except (NotFound, UpstreamFailed):
             return None
+        emails = person.get("emailAddresses") or []
+        primary = next((e for e in emails if (e.get("metadata") or {}).get("primary")), emails[0] if emails else None)
+        return primary.get("value") if primary and primary.get("value") else None
 
 
 class Drive:
@@ -321,7 +399,8 @@ class MeetingCalendar:
         self._calendar = calendar  # Calendar, or a test double with the same four methods
 
     def insert_event(self, meeting: Meeting) -> CalendarEvent:
-        """Insert the meeting's event under its derived id; an event already there under that id is returned."""
+        """Insert the meeting's event under its derived id; a live event already there under that id is returned, a
+        cancelled one is CancelledEventExists."""
         return calendar_event(self._calendar.insert_event(meeting.calendar_owner, event_body(meeting)))
 
     def get_event(self, meeting: Meeting) -> CalendarEvent | None:

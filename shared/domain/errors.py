@@ -52,3 +52,14 @@ class UpstreamFailed(DomainError):
     """Google answered, but with a definitive failure the caller cannot fix by retrying at once."""
 
     title = "Bad gateway"
+
+
+class IdentityRefused(UpstreamFailed):
+    """Google refused a delegated token for the calendar owner (unknown or suspended user, delegation not authorized).
+
+    Its detail names the cause, never the user."""
+
+
+class CancelledEventExists(UpstreamFailed):
+    """The Calendar event id derived for the meeting belongs to an event cancelled in Google: it cannot be adopted,
+    and inserting that id again is refused, so only a new id (a new creation attempt) can give the meeting an event."""

@@ -193,12 +193,22 @@ def _complete(meeting_id: str, *, db: Database, calendar: CalendarPort, settings
 
 
 def finish_creation(cur, meeting: Meeting, *, calendar: CalendarPort, settings: Settings, now: datetime) -> Meeting:
-    """Insert (or find) the event of a locked PENDING meeting and record the outcome: CREATED or FAILED."""
-    event = calendar.insert_event(meeting)
-    deadline = time.monotonic() + settings.conference_wait_seconds
-    while event.conference.status == "pending" and time.monotonic() < deadline:
-        time.sleep(settings.conference_poll_interval_seconds)
-        event = calendar.get_event(meeting.but(google_event_id=event.id)) or event
+    """Insert (or find) the event of a locked PENDING meeting and record the outcome: CREATED or FAILED.
+
+    Google refusing for good (the calendar owner's identity refused, an id taken by a cancelled event, any other
+    4xx) fails the meeting in this transaction, so no retry loop is left behind; the same reference tried again
+    starts a new attempt. Google unavailable raises, and the row stays PENDING for a retry or the status check.
+    """
+    try:
+        event = calendar.insert_event(meeting)
+        deadline = time.monotonic() + settings.conference_wait_seconds
+        while event.conference.status == "pending" and time.monotonic() < deadline:
+            time.sleep(settings.conference_poll_interval_seconds)
+            event = calendar.get_event(meeting.but(google_event_id=event.id)) or event
+    except UpstreamFailed as refused:
+        log.warning("meeting creation refused by Google", extra={"meeting_id": meeting.id})
+        return change(cur, meeting, to=Status.FAILED, failure_reason=refused.detail, next_check_at=None,
+                      next_sync_at=None)
     conference = event.conference
     if conference.status in ("success", "pending"):
         created = change(cur, meeting, to=Status.CREATED, google_event_id=event.id, meet_link=conference.link,

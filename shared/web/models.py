@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic import BaseModel as PydanticModel
 
 from shared.domain.meeting import Meeting, Status
+from shared.web import examples as ex
 
 
 class BaseModel(PydanticModel):
@@ -92,13 +93,34 @@ def _utc(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def _not_null(schema: dict) -> None:
+    """Schema of an optional field that may be left out but not sent as null: drop pydantic's null branch."""
+    branches = [b for b in schema.pop("anyOf", []) if b.get("type") != "null"]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+    schema.pop("default", None)
+
+
+# Internationalised addresses (josé@clínica.co) are accepted, hence `idn-email` rather than `email`.
+_EMAIL_FORMAT = {"format": "idn-email"}
+
 Text = Annotated[str, AfterValidator(_clean_text)]
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_clean_text), AfterValidator(_valid_email)]
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_clean_text), AfterValidator(_valid_email),
+                  Field(json_schema_extra=_EMAIL_FORMAT)]
+EmailOut = Annotated[str, Field(json_schema_extra=_EMAIL_FORMAT)]
+Uri = Annotated[str, Field(json_schema_extra={"format": "uri"})]
 TimeZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_zone)]
-UtcDatetime = Annotated[datetime, PlainSerializer(_utc, return_type=str, when_used="json")]
+UtcDatetime = Annotated[datetime, PlainSerializer(_utc, return_type=str, when_used="json"),
+                        WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization")]
+# An RFC 3339 date-time, or the same without seconds or without an offset (then read in the meeting's time zone):
+# only the first form is `format: date-time`, so the schema says both rather than refuse what the API accepts.
 InputDatetime = Annotated[datetime, BeforeValidator(_datetime_text), WithJsonSchema({
-    "type": "string", "pattern": f"^{_DATETIME}$",
-    "description": "RFC 3339 date-time; without an offset it is read in the meeting's time zone"})]
+    "anyOf": [{"type": "string", "format": "date-time"},
+              {"type": "string", "pattern": f"^{_DATETIME}$"}],
+    "description": "RFC 3339 date-time such as 2025-11-25T15:00:00Z; without an offset it is read in the meeting's "
+                   "time zone"})]
 
 
 
@@ -120,15 +142,29 @@ Invitees = Annotated[list[Invitee], Field(min_length=1, max_length=100)]
 class MeetingCreate(_Input):
     """XOMA's body for a new video appointment."""
 
-    organizer_email: Email
-    invited_emails: Annotated[list[Email], Field(min_length=1, max_length=100)] | None = None
-    invitees: Invitees | None = None
-    scheduled_start: InputDatetime | None = None
-    scheduled_end: InputDatetime | None = None
-    external_reference: Annotated[Text, StringConstraints(min_length=1, max_length=255)] | None = None
-    title: Annotated[Text, StringConstraints(max_length=200)] | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.SEED]})
+
+    organizer_email: Annotated[Email, Field(description="The doctor: organizer of the Calendar event")]
+    invited_emails: Annotated[Annotated[list[Email], Field(min_length=1, max_length=100)] | None, Field(
+        description="The patients (1 to 100), de-duplicated case-insensitively; the organizer is dropped from them. "
+                    "Give this or `invitees`, not both", json_schema_extra=_not_null)] = None
+    invitees: Annotated[Invitees | None, Field(
+        description="The richer form of `invited_emails`: each invitee with the display name they are expected to "
+                    "show in Meet (it helps match a patient who joins with a personal account)",
+        json_schema_extra=_not_null)] = None
+    scheduled_start: Annotated[InputDatetime | None, Field(
+        description="Both scheduled times or neither (then: now, for the default duration)")] = None
+    scheduled_end: Annotated[InputDatetime | None, Field(
+        description="After `scheduled_start`, at most 24 h later")] = None
+    external_reference: Annotated[Annotated[Text, StringConstraints(min_length=1, max_length=255)] | None, Field(
+        description="The caller's id of the appointment: the same reference and body again return the same "
+                    "meeting")] = None
+    title: Annotated[Annotated[Text, StringConstraints(max_length=200)] | None, Field(
+        description="The Calendar event's summary; without it a neutral default")] = None
     description: Annotated[Text, StringConstraints(max_length=8000)] | None = None
-    time_zone: TimeZoneName | None = None
+    time_zone: Annotated[TimeZoneName | None, Field(
+        description="IANA time zone of datetimes without an offset (default `America/Bogota`)",
+        examples=["America/Bogota"])] = None
 
 
 READ_ONLY_FIELDS = frozenset({
@@ -141,12 +177,21 @@ READ_ONLY_FIELDS = frozenset({
 class MeetingUpdate(_Input):
     """A PATCH: each field given replaces the stored one; `null` clears title or description."""
 
-    scheduled_start: InputDatetime | None = None
-    scheduled_end: InputDatetime | None = None
-    title: Annotated[Text, StringConstraints(max_length=200)] | None = None
-    description: Annotated[Text, StringConstraints(max_length=8000)] | None = None
-    invited_emails: Annotated[list[Email], Field(min_length=1, max_length=100)] | None = None
-    invitees: Invitees | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.RESCHEDULE]})
+
+    # Left out means "keep"; null is refused for the times and the invitees (422), so their schema has no null.
+    scheduled_start: Annotated[InputDatetime | None, Field(
+        description="Alone, it moves the meeting keeping its duration", json_schema_extra=_not_null)] = None
+    scheduled_end: Annotated[InputDatetime | None, Field(json_schema_extra=_not_null)] = None
+    title: Annotated[Annotated[Text, StringConstraints(max_length=200)] | None, Field(
+        description="`null` restores the neutral default title")] = None
+    description: Annotated[Annotated[Text, StringConstraints(max_length=8000)] | None, Field(
+        description="`null` clears it")] = None
+    invited_emails: Annotated[Annotated[list[Email], Field(min_length=1, max_length=100)] | None, Field(
+        description="Replaces the invitees; they are notified", json_schema_extra=_not_null)] = None
+    invitees: Annotated[Invitees | None, Field(
+        description="Replaces the invitees, with their display names; give this or `invited_emails`",
+        json_schema_extra=_not_null)] = None
 
 
 class InternalRequest(BaseModel):
@@ -166,16 +211,23 @@ class MeetingListQuery(_Input):
     model_config = ConfigDict(extra="ignore")
 
     status: Status | None = None
-    organizer_email: Annotated[Text, StringConstraints(max_length=254)] | None = None
+    organizer_email: Annotated[Annotated[Text, StringConstraints(max_length=254)] | None, Field(
+        description="Only this organizer's meetings (compared case-insensitively)")] = None
     external_reference: Annotated[Text, StringConstraints(max_length=255)] | None = None
-    scheduled_from: InputDatetime | None = None
-    scheduled_to: InputDatetime | None = None
-    page_size: Annotated[int, Field(ge=1, le=100)] = 20
-    page_token: Annotated[Text, StringConstraints(max_length=512)] | None = None
+    scheduled_from: Annotated[InputDatetime | None, Field(
+        description="Meetings starting at or after this time (without an offset: in the default time zone)")] = None
+    scheduled_to: Annotated[InputDatetime | None, Field(description="Meetings starting before this time")] = None
+    page_size: Annotated[int, Field(ge=1, le=100, description="1 to 100")] = 20
+    page_token: Annotated[Annotated[Text, StringConstraints(max_length=512)] | None, Field(
+        description="The `next_page_token` of the previous page (opaque)")] = None
 
 
 class ParticipantOut(BaseModel):
-    email: str | None
+    """The organizer, an invitee, or a joiner matched to neither (`other`), with attendance once synced."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.PARTICIPANTS[1]]})
+
+    email: EmailOut | None
     display_name: str | None
     role: Literal["organizer", "guest", "other"]
     attended: bool | None
@@ -186,36 +238,46 @@ class ParticipantOut(BaseModel):
 
 
 class RecordingOut(BaseModel):
+    """A recording as Meet reports it; the file fields stay null until `state` is FILE_GENERATED."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": ex.RECORDINGS})
+
     drive_file_id: str | None
-    drive_file_url: str | None
+    drive_file_url: Uri | None
     duration_seconds: int | None
     available_at: UtcDatetime | None
     state: str
 
 
 class TranscriptOut(BaseModel):
+    """A transcript as Meet reports it; the document fields stay null until `state` is FILE_GENERATED."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": ex.TRANSCRIPTS})
+
     document_id: str | None
-    document_url: str | None
+    document_url: Uri | None
     state: str
 
 
 class MeetingOut(BaseModel):
     """The Meeting resource."""
 
-    id: str
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.MEETING]})
+
+    id: Annotated[str, Field(json_schema_extra={"format": "uuid"})]
     external_reference: str | None
     google_event_id: str | None
-    meet_link: str | None
+    meet_link: Annotated[Uri | None, Field(description="Null while Google's conference is still pending")]
     meeting_code: str | None
-    organizer_email: str
-    invited_emails: list[str]
+    organizer_email: EmailOut
+    invited_emails: list[EmailOut]
     title: str
     description: str | None
     time_zone: str
     scheduled_start: UtcDatetime
     scheduled_end: UtcDatetime
     status: Status
-    participants_count: int
+    participants_count: Annotated[int, Field(description="The organizer and the invitees")]
     participants: list[ParticipantOut]
     recordings: list[RecordingOut]
     transcripts: list[TranscriptOut]
@@ -243,19 +305,29 @@ class MeetingOut(BaseModel):
 
 
 class MeetingPage(BaseModel):
+    """One page of meetings, newest first; pass `next_page_token` back as `page_token` for the next."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.PAGE]})
+
     items: list[MeetingOut]
     next_page_token: str | None
 
 
 class ParticipantList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": ex.PARTICIPANTS}]})
+
     items: list[ParticipantOut]
 
 
 class RecordingList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": ex.RECORDINGS}]})
+
     items: list[RecordingOut]
 
 
 class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.HEALTH]})
+
     status: Literal["ok", "unavailable"]
     database: Literal["ok", "unavailable"]
     version: str
@@ -280,6 +352,8 @@ class FieldError(BaseModel):
 
 class Problem(BaseModel):
     """RFC 9457 problem details."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.problem(422)]})
 
     type: str
     title: str

@@ -69,6 +69,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/openapi.json", "get_meeting", "openapi", "This API's OpenAPI 3.1 document", auth="none"),
     Route("GET", "/v1/docs", "get_meeting", "docs", "This API's documentation page", auth="none",
           content_type="text/html"),
+    Route("GET", "/v1/docs/{asset}", "get_meeting", "docsAsset", "A script or style sheet of the documentation page",
+          auth="none", content_type="text/javascript", errors=(404,)),
     Route("POST", "/internal/check-status", "check_status", "checkStatus",
           "Reconcile one meeting with Google, or sweep the due ones", auth="internal", body=m.InternalRequest,
           response=m.JobSummary, public=False, also=("/", "/check_status"), errors=(400, 401, 403, 404, 409, 503)),

@@ -37,7 +37,9 @@ class LocalStack:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "GOOGLE_API_ROOT")}
+        # A developer's machine: the stack makes its own delegation key (tests/conftest.py sets a session one).
+        unset = ("DATABASE_URL", "GOOGLE_API_ROOT", "GOOGLE_SIGNING_KEY_FILE", "GOOGLE_DELEGATION_SA")
+        env = {k: v for k, v in os.environ.items() if k not in unset}
         return dict(env, LOCAL_STATE_DIR=str(self.state), GATEWAY_PORT=str(self.port), GOOGLE_NUM_RETRIES="1",
                     SWEEP_INTERVAL_SECONDS="0", CONFERENCE_WAIT_SECONDS="2", CONFERENCE_POLL_INTERVAL_SECONDS="0.05",
                     **self.overrides)

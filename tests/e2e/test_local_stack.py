@@ -24,14 +24,27 @@ def auth(key: str) -> dict:
 
 
 def test_the_readme_quick_start(stack):
+    """As the README prints it: next year's November 25, so the reschedule and the cancel after it succeed."""
     headers = auth(stack.dev_key)
-    created = requests.post(f"{stack.base}/v1/meetings", json=seed(), headers=headers, timeout=30)
+    day = f"{time.gmtime().tm_year + 1}-11-25"
+    body = dict(seed(), scheduled_start=f"{day}T15:00:00Z", scheduled_end=f"{day}T15:30:00Z")
+    created = requests.post(f"{stack.base}/v1/meetings", json=body, headers=headers, timeout=30)
     assert created.status_code == 201, created.text
     meeting = created.json()
     assert MEET_LINK.match(meeting["meet_link"]) and meeting["participants_count"] == 2
     assert created.headers["Location"] == f"/v1/meetings/{meeting['id']}"
     read = requests.get(stack.base + created.headers["Location"], headers=headers, timeout=10)
     assert read.json() == meeting
+    found = requests.get(f"{stack.base}/v1/meetings", params={"external_reference": body["external_reference"]},
+                         headers=headers, timeout=10).json()
+    assert [m["id"] for m in found["items"]] == [meeting["id"]]
+    moved = requests.patch(f"{stack.base}/v1/meetings/{meeting['id']}", json={"scheduled_start": f"{day}T16:00:00Z"},
+                           headers=headers, timeout=30)
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["scheduled_start"], moved.json()["scheduled_end"]) == (f"{day}T16:00:00Z", f"{day}T16:30:00Z")
+    assert moved.json()["meet_link"] == meeting["meet_link"]
+    cancelled = requests.delete(f"{stack.base}/v1/meetings/{meeting['id']}", headers=headers, timeout=30)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED", cancelled.text
 
 
 def test_a_key_minted_while_the_stack_runs_works_and_tenancy_holds(stack, key):

@@ -59,7 +59,9 @@ def _load(stack, key, seed: int = SEED, **phases) -> schemathesis.BaseSchema:
         # No state carried from an earlier run (a .schemathesis/ folder in the work tree): each run stands alone.
         "cache": {"enabled": False},
         "base-url": stack.base,
-        "headers": {"Authorization": f"Bearer {key}"},
+        # Through the document's bearer scheme (not a fixed header): the auth checks then probe without and with a
+        # wrong key, also on operations that declare header parameters such as Idempotency-Key.
+        "auth": {"openapi": {"apiKey": {"bearer": key}}},
         "request-timeout": 30,
         "workers": 1,
         "generation": {

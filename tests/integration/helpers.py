@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import functions_framework
-from google.auth.credentials import AnonymousCredentials
+from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,9 +17,10 @@ def app_client(name: str):
     return functions_framework.create_app(name, str(ROOT / "functions" / name / "main.py")).test_client()
 
 
-def calendar_as_user(google):
-    """Calendar v3 on the fake, as the organizer clicking in Google Calendar would change things."""
-    return build("calendar", "v3", credentials=AnonymousCredentials(), static_discovery=True,
+def calendar_as_user(google, user: str = "doctor@clinica.com"):
+    """Calendar v3 on the fake, as the organizer clicking in Google Calendar would change things (signed in)."""
+    token = google.user_token(user, ["https://www.googleapis.com/auth/calendar"])
+    return build("calendar", "v3", credentials=Credentials(token), static_discovery=True,
                  client_options={"api_endpoint": google.url + "calendar/v3/"}).events()
 
 

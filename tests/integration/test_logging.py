@@ -56,3 +56,19 @@ def test_request_logs_are_structured_traced_and_free_of_personal_data(captured, 
     assert {line["status"] for line in requests} >= {201, 409, 422, 200}
     for secret in ("secret.doctor", "hidden.patient", "other.patient", "clinica.com", key, key[3:]):
         assert secret not in text
+
+
+def test_a_database_error_logged_with_its_traceback_carries_no_row_values(captured, db, principal):
+    """PostgreSQL's error detail echoes the failing row ("Failing row contains (..., secret@x.com, ...)"); the
+    JSON formatter keeps SQLSTATE and message and drops the detail, and masks any email left."""
+    log = logging.getLogger("shared.web.app")
+    try:
+        with db.transaction() as cur:
+            cur.execute("INSERT INTO participants (meeting_id, email, role, position)"
+                        " VALUES (gen_random_uuid(), 'leaky.patient@correo.com', 'nobody', 0)")
+    except Exception:
+        log.exception("unhandled error while inserting lenient.person@example.org")
+    text = captured.getvalue()
+    line = json.loads([entry for entry in text.splitlines() if "unhandled error" in entry][-1])
+    assert "SQLSTATE 23" in line["stack_trace"]
+    assert "leaky.patient" not in text and "lenient.person" not in text and "Failing row" not in text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import functions_framework
 import pytest
-from google.auth.credentials import AnonymousCredentials
+from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 
 from tests.conftest import new_principal
@@ -100,7 +100,8 @@ def test_a_calendar_409_on_retry_adopts_the_existing_event(api, google):
     google.clear_faults()
     # The insert reached Google after all (say, the answer was lost): the retry collides and adopts it.
     body = google.requests(operation="calendar.events.insert")[0]["body"]
-    service = build("calendar", "v3", credentials=AnonymousCredentials(), static_discovery=True,
+    organizer = Credentials(google.user_token(SEED["organizer_email"], ["https://www.googleapis.com/auth/calendar"]))
+    service = build("calendar", "v3", credentials=organizer, static_discovery=True,
                     client_options={"api_endpoint": google.url + "calendar/v3/"})
     made = service.events().insert(calendarId="primary", body=body, conferenceDataVersion=1).execute()
     retried = api.post()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from google.auth.credentials import AnonymousCredentials
+from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
@@ -22,16 +22,20 @@ from dev.fake_google import FakeGoogle, FakeGoogleControl, FakeGoogleControlErro
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MEET_LINK = re.compile(r"^https://meet\.google\.com/[a-z]{3}-[a-z]{4}-[a-z]{3}$")
 CAL = "doctor@clinica.com"
+# What the clients of these tests may do, as CAL signed in: every API the fake serves.
+USER_SCOPES = ["https://www.googleapis.com/auth/" + s for s in (
+    "calendar", "meetings.space.readonly", "drive.readonly", "directory.readonly",
+    "admin.directory.user.readonly")]
 
 
-def _client(api: str, version: str, root: str):
-    return build(api, version, credentials=AnonymousCredentials(), static_discovery=True, cache_discovery=False,
+def _client(api: str, version: str, root: str, token: str):
+    return build(api, version, credentials=Credentials(token), static_discovery=True, cache_discovery=False,
                  client_options={"api_endpoint": root})
 
 
 @pytest.fixture(scope="module")
-def fake():
-    server = FakeGoogle().start()
+def fake(google_identity):
+    server = FakeGoogle(service_accounts={google_identity.service_account: google_identity.private_key}).start()
     yield server
     server.stop()
 
@@ -44,19 +48,27 @@ def control(fake):
 
 
 @pytest.fixture(scope="module")
-def clients(fake):
+def token(control):
+    """CAL's own access token (tokens outlive a reset, as the Cloud project's keys do)."""
+    return control.user_token(CAL, USER_SCOPES)
+
+
+@pytest.fixture(scope="module")
+def clients(fake, token):
     return {
-        "calendar": _client("calendar", "v3", fake.url),
-        "meet": _client("meet", "v2", fake.url),
-        "drive": _client("drive", "v3", fake.url),
-        "people": _client("people", "v1", fake.url),
-        "directory": _client("admin", "directory_v1", fake.url),
+        "calendar": _client("calendar", "v3", fake.url, token),
+        "meet": _client("meet", "v2", fake.url, token),
+        "drive": _client("drive", "v3", fake.url, token),
+        "people": _client("people", "v1", fake.url, token),
+        "directory": _client("admin", "directory_v1", fake.url, token),
     }
 
 
 @pytest.fixture(autouse=True)
 def _clean(control):
     control.reset()
+    # Spaces the control API makes for these tests belong to CAL, whose clients read them.
+    control.configure(default_owner=CAL)
 
 
 @pytest.fixture()
@@ -425,17 +437,18 @@ def test_people_and_directory(clients, control):
         people.people().get(resourceName="people/999", personFields="emailAddresses").execute()
     assert missing.value.status_code == 404
 
-    user = directory.users().get(userKey="111").execute()
+    # Non-admins read the Directory's domain-public view only (Admin SDK users.get, viewType).
+    user = directory.users().get(userKey="111", viewType="domain_public").execute()
     assert user["primaryEmail"] == "doctor@clinica.com"
     assert user["name"]["fullName"] == "Dr. X"
-    assert directory.users().get(userKey="doctor@clinica.com").execute()["id"] == "111"
+    assert directory.users().get(userKey="doctor@clinica.com", viewType="domain_public").execute()["id"] == "111"
     with pytest.raises(HttpError) as not_workspace:
-        directory.users().get(userKey="222").execute()
+        directory.users().get(userKey="222", viewType="domain_public").execute()
     assert not_workspace.value.status_code == 404
 
 
-def test_service_path_endpoint_and_in_process_state(fake, control):
-    calendar = _client("calendar", "v3", fake.url + "calendar/v3/")
+def test_service_path_endpoint_and_in_process_state(fake, control, token):
+    calendar = _client("calendar", "v3", fake.url + "calendar/v3/", token)
     event = _insert(calendar, _event_body("consulta00014"))
     assert fake.state.get_event(CAL, "consulta00014", poll=False)["hangoutLink"] == event["hangoutLink"]
     assert fake.state.ok_count("calendar.events.insert") == 1
@@ -448,11 +461,12 @@ def test_service_path_endpoint_and_in_process_state(fake, control):
     assert bad.value.status == 400
 
 
-def test_concurrent_inserts_with_same_id_create_one_event(fake, control):
+def test_concurrent_inserts_with_same_id_create_one_event(fake, control, token):
     url = fake.url + f"calendar/v3/calendars/{CAL}/events?conferenceDataVersion=1"
+    auth = {"Authorization": f"Bearer {token}"}
     with ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = list(pool.map(lambda _: requests.post(url, json=_event_body("corrida0001"), timeout=5).status_code,
-                                 range(16)))
+        statuses = list(pool.map(lambda _: requests.post(url, json=_event_body("corrida0001"), headers=auth,
+                                                         timeout=5).status_code, range(16)))
     assert sorted(statuses) == [200] + [409] * 15
     assert len(control.events()) == 1
     assert control.stats()["ok"]["calendar.events.insert"] == 1
