@@ -136,7 +136,7 @@ def _events():
         from shared.settings import get_settings
 
         _calendar["apis"] = GoogleApis(get_settings())
-    return _calendar["apis"].service("calendar", "v3", None).events()
+    return _calendar["apis"].service("calendar", "v3", "doctor@clinica.com").events()
 
 
 @functions_framework.http
@@ -317,6 +317,7 @@ class World:
 
     db_url: str
     google_url: str
+    google: dict[str, str]
     key: str
     client_id: str
     meeting_ids: list[str]
@@ -324,7 +325,8 @@ class World:
 
     def env(self, **extra: str) -> dict[str, str]:
         # The product's pool holds one connection per gunicorn thread, as deployed (DB_POOL_SIZE = concurrency).
-        return clean_env(DATABASE_URL=self.db_url, GOOGLE_API_ROOT=self.google_url, DB_POOL_SIZE=THREADS, **extra)
+        return clean_env(DATABASE_URL=self.db_url, GOOGLE_API_ROOT=self.google_url, DB_POOL_SIZE=THREADS,
+                         **{k.upper(): v for k, v in self.google.items()}, **extra)
 
     @property
     def auth(self) -> dict[str, str]:
@@ -347,16 +349,22 @@ class World:
                       self.work / "logs" / f"{name}.log")
 
 
-def build_world(server, base_url: str, google_url: str, work: Path) -> World:
+def google_settings(identity: dict[str, str], google_url: str, **extra: Any):
+    """The product's settings for the fake: make run's delegation identity and Workspace, Tasks and Firestore off."""
+    from shared.settings import Settings
+
+    return Settings(database_url=extra.pop("database_url"), google_api_root=google_url, tasks_queue=None,
+                    firestore_database=None, **identity, **extra)
+
+
+def build_world(server, base_url: str, google_url: str, identity: dict[str, str], work: Path) -> World:
     from shared import bootstrap
     from shared.services import auth
     from shared.services.meetings import create_meeting
-    from shared.settings import Settings
     from shared.web.models import MeetingCreate
 
     url = fresh_database(server, base_url, "bench")
-    d = bootstrap.Deps(Settings(database_url=url, google_api_root=google_url, tasks_queue=None,
-                                firestore_database=None))
+    d = bootstrap.Deps(google_settings(identity, google_url, database_url=url))
     key = auth.mint_key(d.db, name="bench-client", role="service")
     principal = auth.authenticate(d.db, f"Bearer {key}")
     ids = []
@@ -366,7 +374,7 @@ def build_world(server, base_url: str, google_url: str, work: Path) -> World:
                                  settings=d.settings, clock=d.clock)
         ids.append(made.id)
     d.db.close()
-    return World(url, google_url, key, principal.client_id, ids, work)
+    return World(url, google_url, identity, key, principal.client_id, ids, work)
 
 
 def fresh_database(server, base_url: str, name: str) -> str:
@@ -583,10 +591,11 @@ def seed_sweep(db, client_id: str, now: datetime, total: int, due: list[dict]) -
         for i, m in enumerate(due):
             cur.execute(
                 "INSERT INTO meetings (id, client_id, external_reference, request_fingerprint, status,"
-                " organizer_email, title, description, time_zone, scheduled_start, scheduled_end, google_event_id,"
-                " meet_link, meeting_code, conference_status, next_check_at, next_sync_at)"
-                " VALUES (:id, :client, :ref, md5(CAST(:ref AS text)), 'CREATED', 'doctor@clinica.com', :title, '',"
-                " 'America/Bogota', :start, :end, :event, :link, :code, 'success', :due, :due)",
+                " organizer_email, calendar_owner, title, description, time_zone, scheduled_start, scheduled_end,"
+                " google_event_id, meet_link, meeting_code, conference_status, next_check_at, next_sync_at)"
+                " VALUES (:id, :client, :ref, md5(CAST(:ref AS text)), 'CREATED', 'doctor@clinica.com',"
+                " 'doctor@clinica.com', :title, '', 'America/Bogota', :start, :end, :event, :link, :code, 'success',"
+                " :due, :due)",
                 {"id": m["id"], "client": client_id, "ref": f"due-{i}", "title": "Video appointment",
                  "start": m["start"], "end": m["end"], "event": m["event"], "link": m["link"], "code": m["code"],
                  "due": now - timedelta(minutes=1, seconds=i)})
@@ -598,21 +607,21 @@ def seed_sweep(db, client_id: str, now: datetime, total: int, due: list[dict]) -
         cur.execute("ANALYZE participants")
 
 
-def due_events(google_url: str, now: datetime) -> list[dict]:
+def due_events(google_url: str, identity: dict[str, str], now: datetime) -> list[dict]:
     """SWEEP_DUE meetings that ended two hours ago, their Calendar events made once through the product's adapter
     (the same meetings are due at both table sizes)."""
     from shared.adapters.google import Calendar, GoogleApis, MeetingCalendar
     from shared.domain.meeting import Meeting, Participant, Status
-    from shared.settings import Settings
 
-    calendar = MeetingCalendar(Calendar(GoogleApis(Settings(database_url="postgresql://unused/x",
-                                                            google_api_root=google_url))))
+    calendar = MeetingCalendar(Calendar(GoogleApis(google_settings(identity, google_url,
+                                                                   database_url="postgresql://unused/x"))))
     out = []
     for i in range(SWEEP_DUE):
         start = now - timedelta(hours=2, minutes=30) + timedelta(seconds=i)
         meeting = Meeting(id=str(uuid.uuid4()), client_id="-", status=Status.PENDING,
-                          organizer_email="doctor@clinica.com", title="Video appointment", description="",
-                          time_zone="America/Bogota", scheduled_start=start, scheduled_end=start + timedelta(minutes=30),
+                          organizer_email="doctor@clinica.com", calendar_owner="doctor@clinica.com",
+                          title="Video appointment", description="", time_zone="America/Bogota",
+                          scheduled_start=start, scheduled_end=start + timedelta(minutes=30),
                           participants=(Participant("doctor@clinica.com", "organizer"),
                                         Participant(f"paciente{i}@correo.com", "guest")))
         event = calendar.insert_event(meeting)
@@ -621,7 +630,8 @@ def due_events(google_url: str, now: datetime) -> list[dict]:
     return out
 
 
-def sweep_at(server, base_url: str, google_url: str, total: int, due: list[dict], now: datetime) -> dict:
+def sweep_at(server, base_url: str, google_url: str, identity: dict[str, str], total: int, due: list[dict],
+             now: datetime) -> dict:
     """One status sweep and one recording sync sweep, in process, Cloud Tasks off (each due meeting is done inline),
     every statement counted; and what one meeting read and the due query cost PostgreSQL at this size."""
     from dev.roundtrips import RoundTrips
@@ -629,7 +639,6 @@ def sweep_at(server, base_url: str, google_url: str, total: int, due: list[dict]
     from shared.adapters.postgres import repository as repo
     from shared.adapters.postgres.db import Database, local_connector
     from shared.services import auth, recordings, status_check
-    from shared.settings import Settings
 
     url = fresh_database(server, base_url, f"bench_sweep_{total}")
     setup = Database(local_connector(url), size=1)
@@ -653,8 +662,7 @@ def sweep_at(server, base_url: str, google_url: str, total: int, due: list[dict]
                             "ms": round(plan[0]["Execution Time"], 3)}
     setup.close()
 
-    d = bootstrap.Deps(Settings(database_url=url, google_api_root=google_url, sweep_batch_size=SWEEP_DUE,
-                                tasks_queue=None, firestore_database=None))
+    d = bootstrap.Deps(google_settings(identity, google_url, database_url=url, sweep_batch_size=SWEEP_DUE))
     trips = RoundTrips()
     d.__dict__["db"] = Database(trips.wrap(local_connector(url)), size=2)
     out: dict[str, Any] = {"meetings": meetings, "plans": plans}
@@ -692,11 +700,11 @@ def sweep_at(server, base_url: str, google_url: str, total: int, due: list[dict]
     return out
 
 
-def sweeps(server, base_url: str, google_url: str) -> dict:
+def sweeps(server, base_url: str, google_url: str, identity: dict[str, str]) -> dict:
     now = datetime.now(timezone.utc)
-    due = due_events(google_url, now)
-    return {"small": sweep_at(server, base_url, google_url, SWEEP_DUE, due, now),
-            "large": sweep_at(server, base_url, google_url, SWEEP_TABLE, due, now)}
+    due = due_events(google_url, identity, now)
+    return {"small": sweep_at(server, base_url, google_url, identity, SWEEP_DUE, due, now),
+            "large": sweep_at(server, base_url, google_url, identity, SWEEP_TABLE, due, now)}
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -816,11 +824,18 @@ def main() -> int:
     }
 
     log.info("embedded PostgreSQL and the fake Google (its own process, 0 ms)")
+    from dev.stack import delegation_identity
+
     server, base_url = embedded(work / "pgdata", database="postgres")
+    key_file, account, public = delegation_identity(work)
+    # make run's identity and Workspace: assertions signed by a local key the fake trusts, the clinic's domain.
+    identity = {"google_signing_key_file": key_file, "google_delegation_sa": account,
+                "workspace_domain": "clinica.com", "default_calendar_owner": "agenda@clinica.com"}
     google_port = free_port()
     google = subprocess.Popen([sys.executable, "-m", "dev.fake_google", "--port", str(google_port),
-                               "--log-level", "WARNING"], cwd=ROOT, env=clean_env(), start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=open(work / "logs" / "fake-google.log", "wb"))
+                               "--log-level", "WARNING", "--service-account", f"{account}={public}"], cwd=ROOT,
+                              env=clean_env(), start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=open(work / "logs" / "fake-google.log", "wb"))
     google_url = f"http://127.0.0.1:{google_port}/"
     try:
         deadline = time.perf_counter() + 30
@@ -832,7 +847,7 @@ def main() -> int:
                 if time.perf_counter() > deadline or google.poll() is not None:
                     raise BenchError("the fake Google did not start") from None
                 time.sleep(0.05)
-        world = build_world(server, base_url, google_url, work)
+        world = build_world(server, base_url, google_url, identity, work)
         log.info("import profile of each function")
         results["imports"] = {name: import_profile(name, world) for name in FUNCTIONS}
         log.info("cold starts: %d runs each of hello-world, get_meeting, create_meeting", COLD_RUNS)
@@ -840,7 +855,7 @@ def main() -> int:
         log.info("warm load: %d clients, %d x %.0f s per server", CONCURRENCY, ROUNDS, SECONDS)
         results["warm"] = warm(world)
         log.info("sweeps: %d due among %d and among %d", SWEEP_DUE, SWEEP_DUE, SWEEP_TABLE)
-        results["sweeps"] = sweeps(server, base_url, google_url)
+        results["sweeps"] = sweeps(server, base_url, google_url, identity)
     finally:
         if google.poll() is None:
             os.killpg(google.pid, signal.SIGTERM)

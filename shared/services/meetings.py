@@ -164,13 +164,13 @@ def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: S
         raise Conflict("This external_reference already names a different meeting.")
     if existing.status == Status.FAILED:
         with db.transaction() as cur:
-            existing = repo.get_meeting(cur, existing.id, lock=True)
-            if existing is not None and existing.status == Status.FAILED:
+            failed = repo.get_meeting(cur, existing.id, lock=True)
+            if failed is not None and failed.status == Status.FAILED:
                 # A FAILED creation tried again: a new attempt, hence a new Calendar event id.
-                change(cur, existing, to=Status.PENDING, create_attempt=existing.create_attempt + 1,
+                change(cur, failed, to=Status.PENDING, create_attempt=failed.create_attempt + 1,
                        google_event_id=None, meet_link=None, meeting_code=None, conference_status=None,
                        failure_reason=None, next_check_at=now + schedule.PENDING_RECHECK,
-                       next_sync_at=schedule.first_sync(existing.scheduled_end, settings))
+                       next_sync_at=schedule.first_sync(failed.scheduled_end, settings))
     return existing.id
 
 

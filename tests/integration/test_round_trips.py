@@ -52,8 +52,11 @@ def test_a_warm_read_is_one_statement_in_one_round_trip(counted, db, google):
 
     for path in (f"/v1/meetings/{meeting_id}", "/v1/meetings?page_size=20",
                  f"/v1/meetings/{meeting_id}/participants", f"/v1/meetings/{meeting_id}/recordings"):
-        _measure(counted, lambda: read.get(path, headers=auth))  # prepares this route's statement on a connection
-        warm = _measure(counted, lambda: read.get(path, headers=auth))
+        def send(path=path):
+            return read.get(path, headers=auth)
+
+        _measure(counted, send)  # prepares this route's statement on a connection
+        warm = _measure(counted, send)
         assert warm == {"statements": 1, "round_trips": 1, "connections": 0}, (path, counted.texts)
 
 
