@@ -235,6 +235,23 @@ def memory_of(pgid: int) -> dict:
     return {"worker_rss_mib": round(worker_rss / 1024, 1), "group_pss_mib": round(pss / 1024, 1)}
 
 
+def group_cpu_s(pgid: int) -> float:
+    """User + system CPU seconds used so far by the live processes of a process group."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 class Server:
     """One function under functions-framework (1 worker, 8 threads) in its own process group."""
 
@@ -448,11 +465,12 @@ def cold_start(world: World, name: str, nth: int) -> dict:
             status, _ = call(server.port, "POST", "/v1/meetings", create_body(f"bench-cold-{uuid.uuid4().hex}"),
                              headers=world.auth)
         answered = time.perf_counter()
+        cpu = group_cpu_s(server.process.pid)
         if status not in (200, 201):
             raise BenchError(f"{name}'s first request answered {status}")
     finally:
         server.stop()
-    return {"port_open_s": port_open - server.started, "first_200_s": answered - server.started}
+    return {"port_open_s": port_open - server.started, "first_200_s": answered - server.started, "cpu_s": cpu}
 
 
 def cold_starts(world: World) -> dict:
@@ -630,81 +648,154 @@ def due_events(google_url: str, identity: dict[str, str], now: datetime) -> list
     return out
 
 
-def sweep_at(server, base_url: str, google_url: str, identity: dict[str, str], total: int, due: list[dict],
-             now: datetime) -> dict:
-    """One status sweep and one recording sync sweep, in process, Cloud Tasks off (each due meeting is done inline),
-    every statement counted; and what one meeting read and the due query cost PostgreSQL at this size."""
-    from dev.roundtrips import RoundTrips
-    from shared import bootstrap
-    from shared.adapters.postgres import repository as repo
-    from shared.adapters.postgres.db import Database, local_connector
-    from shared.services import auth, recordings, status_check
+class _Undo(Exception):
+    """Raised to roll a transaction back on purpose."""
 
-    url = fresh_database(server, base_url, f"bench_sweep_{total}")
-    setup = Database(local_connector(url), size=1)
-    auth.mint_key(setup, name="bench-client", role="service")
-    with setup.transaction() as cur:
-        cur.execute("SELECT id FROM api_clients WHERE name = 'bench-client'")
-        client_id = str(cur.fetchone()[0])
-    seed_sweep(setup, client_id, now, total, due)
-    with setup.transaction() as cur:
-        cur.execute("SELECT count(*) FROM meetings")
-        meetings = cur.fetchone()[0]
-        plans = {}
-        for label, sql, params in (
-                ("meeting read", repo._SELECT + " WHERE m.id = :id", {"id": due[0]["id"]}),
-                ("due query", repo.DUE_SQL["next_check_at"], {"now": datetime.now(timezone.utc), "limit": SWEEP_DUE})):
-            cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
-            plan = cur.fetchone()[0]
-            plan = json.loads(plan) if isinstance(plan, str) else plan
-            top = plan[0]["Plan"]
-            plans[label] = {"buffers": top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0),
-                            "ms": round(plan[0]["Execution Time"], 3)}
-    setup.close()
 
-    d = bootstrap.Deps(google_settings(identity, google_url, database_url=url, sweep_batch_size=SWEEP_DUE))
-    trips = RoundTrips()
-    d.__dict__["db"] = Database(trips.wrap(local_connector(url)), size=2)
-    out: dict[str, Any] = {"meetings": meetings, "plans": plans}
-    try:
-        def check(meeting_id, version=None):
-            return status_check.check_meeting(meeting_id, schedule_version=version, db=d.db, calendar=d.calendar,
-                                              meet=d.meet, tasks=d.tasks, settings=d.settings, clock=d.clock)
+class SweepTable:
+    """One database of `total` meetings with the due ones among them, and an instance's adapters over it (every
+    statement counted); Cloud Tasks off, so a sweep does each due meeting's check or sync inline, in process."""
 
-        def sync(meeting_id, attempt):
-            return recordings.sync_meeting(meeting_id, attempt=attempt, db=d.db, meet=d.meet, tasks=d.tasks,
-                                           settings=d.settings, clock=d.clock)
+    def __init__(self, server, base_url: str, google_url: str, identity: dict[str, str], total: int,
+                 due: list[dict], now: datetime):
+        from dev.roundtrips import RoundTrips
+        from shared import bootstrap
+        from shared.adapters.postgres.db import Database, local_connector
+        from shared.services import auth
 
+        self.server, self.name, self.due, self.now = server, f"bench_sweep_{total}", due, now
+        self.url = fresh_database(server, base_url, self.name)
+        setup = Database(local_connector(self.url), size=1)
+        auth.mint_key(setup, name="bench-client", role="service")
+        with setup.transaction() as cur:
+            cur.execute("SELECT id FROM api_clients WHERE name = 'bench-client'")
+            client_id = str(cur.fetchone()[0])
+        seed_sweep(setup, client_id, now, total, due)
+        setup.close()
+        self.deps = bootstrap.Deps(google_settings(identity, google_url, database_url=self.url,
+                                                   sweep_batch_size=SWEEP_DUE))
+        self.trips = RoundTrips()
+        self.deps.__dict__["db"] = Database(self.trips.wrap(local_connector(self.url)), size=2)
+        self.runs: dict[str, list[dict]] = {"check": [], "sync": []}
         # One meeting first, outside the measurement: clients built, connections open, statements prepared.
-        check(due[0]["id"])
-        sync(due[0]["id"], 0)
+        self.check(due[0]["id"])
+        self.sync(due[0]["id"], 0)
+        self.meetings, self.plans = self._explain()
+
+    def check(self, meeting_id, version=None):
+        from shared.services import status_check
+
+        d = self.deps
+        return status_check.check_meeting(meeting_id, schedule_version=version, db=d.db, calendar=d.calendar,
+                                          meet=d.meet, tasks=d.tasks, settings=d.settings, clock=d.clock)
+
+    def sync(self, meeting_id, attempt):
+        from shared.services import recordings
+
+        d = self.deps
+        return recordings.sync_meeting(meeting_id, attempt=attempt, db=d.db, meet=d.meet, tasks=d.tasks,
+                                       settings=d.settings, clock=d.clock)
+
+    def _explain(self) -> tuple[int, dict]:
+        """What one meeting read and the due query cost PostgreSQL here: shared buffers touched, time."""
+        from shared.adapters.postgres import repository as repo
+
+        plans = {}
+        with self.deps.db.read() as cur:
+            cur.execute("SELECT count(*) FROM meetings")
+            meetings = cur.fetchone()[0]
+            for label, sql, params in (
+                    ("meeting read", repo._SELECT + " WHERE m.id = :id", {"id": self.due[1]["id"]}),
+                    ("due query", repo.DUE_SQL["next_check_at"], {"now": datetime.now(timezone.utc),
+                                                                  "limit": SWEEP_DUE})):
+                cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
+                plan = cur.fetchone()[0]
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                top = plan[0]["Plan"]
+                plans[label] = {"buffers": top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0),
+                                "ms": round(plan[0]["Execution Time"], 3)}
+        # The same read as it was before migration 0006: the index dropped in a transaction that is rolled back.
+        try:
+            with self.deps.db.transaction() as cur:
+                cur.execute("DROP INDEX participants_meeting_idx")
+                cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + repo._SELECT + " WHERE m.id = :id",
+                            {"id": self.due[1]["id"]})
+                plan = cur.fetchone()[0]
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                top = plan[0]["Plan"]
+                plans["meeting read before 0006"] = {
+                    "buffers": top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0),
+                    "ms": round(plan[0]["Execution Time"], 3)}
+                raise _Undo
+        except _Undo:
+            pass
+        return meetings, plans
+
+    def _make_due_again(self) -> None:
+        """Put the due meetings back as they were before a sweep (and vacuum), so rounds measure the same work."""
+        with self.deps.db.transaction() as cur:
+            cur.execute("UPDATE meetings SET status = 'CREATED', finished_at = NULL, next_check_at = :due,"
+                        " next_sync_at = :due, last_checked_at = NULL, last_synced_at = NULL, sync_attempts = 0"
+                        " WHERE id = ANY(:ids)", {"due": self.now - timedelta(minutes=1),
+                                                   "ids": [m["id"] for m in self.due[1:]]})
+        with self.deps.db.autocommit() as cur:
+            cur.execute("VACUUM ANALYZE meetings")
+            cur.execute("VACUUM ANALYZE participants")
+
+    def sweep_round(self) -> None:
+        from shared.services import recordings, status_check
+
+        d = self.deps
+        if self.runs["check"]:
+            self._make_due_again()
         for kind, sweep in (("check", lambda: status_check.sweep(db=d.db, tasks=d.tasks, settings=d.settings,
-                                                                 clock=d.clock, check=check)),
+                                                                 clock=d.clock, check=self.check)),
                             ("sync", lambda: recordings.sweep(db=d.db, tasks=d.tasks, settings=d.settings,
-                                                              clock=d.clock, sync=sync))):
-            trips.reset()
+                                                              clock=d.clock, sync=self.sync))):
+            self.trips.reset()
             started = time.perf_counter()
             summary = sweep()
             elapsed = time.perf_counter() - started
-            counts = trips.snapshot()
+            counts = self.trips.snapshot()
             done = summary.counts.get("done", 0)
-            if done != SWEEP_DUE - 1 or summary.counts.get("errors"):
-                raise BenchError(f"the {kind} sweep at {total} did not do the {SWEEP_DUE - 1} due meetings: "
-                                 f"{summary.counts}")
-            out[kind] = {"due": done, "seconds": round(elapsed, 3), "ms_per_meeting": round(elapsed / done * 1000, 2),
-                         "statements": counts["statements"], "round_trips": counts["round_trips"]}
-            log.info("sweep %s at %d meetings: %s", kind, meetings, out[kind])
-    finally:
-        d.db.close()
-        server.psql(f'DROP DATABASE IF EXISTS "bench_sweep_{total}" WITH (FORCE);')
-    return out
+            if done != len(self.due) - 1 or summary.counts.get("errors"):
+                raise BenchError(f"the {kind} sweep at {self.meetings} meetings did not do the {len(self.due) - 1}"
+                                 f" due ones: {summary.counts}")
+            self.runs[kind].append({"due": done, "seconds": elapsed, "statements": counts["statements"],
+                                    "round_trips": counts["round_trips"]})
+            log.info("sweep %s at %d meetings: %.2f s, %d statements", kind, self.meetings, elapsed,
+                     counts["statements"])
+
+    def summary(self) -> dict:
+        out: dict[str, Any] = {"meetings": self.meetings, "plans": self.plans}
+        for kind, runs in self.runs.items():
+            seconds = statistics.median(r["seconds"] for r in runs)
+            out[kind] = {"due": runs[0]["due"], "seconds": round(seconds, 3),
+                         "ms_per_meeting": round(seconds / runs[0]["due"] * 1000, 2),
+                         "statements": runs[0]["statements"], "round_trips": runs[0]["round_trips"],
+                         "rounds_seconds": [round(r["seconds"], 3) for r in runs]}
+        return out
+
+    def close(self) -> None:
+        self.deps.db.close()
+        self.server.psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE);')
 
 
 def sweeps(server, base_url: str, google_url: str, identity: dict[str, str]) -> dict:
+    """The same due meetings at two table sizes, swept in turns (small, large, large, small): medians."""
     now = datetime.now(timezone.utc)
     due = due_events(google_url, identity, now)
-    return {"small": sweep_at(server, base_url, google_url, identity, SWEEP_DUE, due, now),
-            "large": sweep_at(server, base_url, google_url, identity, SWEEP_TABLE, due, now)}
+    small = SweepTable(server, base_url, google_url, identity, len(due), due, now)
+    try:
+        large = SweepTable(server, base_url, google_url, identity, SWEEP_TABLE, due, now)
+        try:
+            for table in (small, large, large, small):
+                table.sweep_round()
+            return {"small": small.summary(), "large": large.summary()}
+        finally:
+            large.close()
+    finally:
+        small.close()
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -775,7 +866,7 @@ def print_report(results: dict) -> None:
     out.append(f"\nCold start, median of {COLD_RUNS} (s): process start -> port open -> first 200")
     for name, r in results["cold_start"].items():
         out.append(f"  {name:<16}port open {r['port_open_s']:.3f}   first 200 {r['first_200_s']:.3f}   "
-                   f"runs {r['samples_first_200_s']}")
+                   f"CPU until then {r['cpu_s']:.3f}   runs {r['samples_first_200_s']}")
 
     out.append("\nImport profile of `import main` (python -X importtime, median of 3; ms)")
     for name, r in results["imports"].items():
@@ -786,15 +877,18 @@ def print_report(results: dict) -> None:
 
     out.append(f"\nSweeps, {SWEEP_DUE} due, Cloud Tasks off (each due meeting checked or synced inline), in process")
     out.append(f"  {'table':>9}{'sweep':>7}{'seconds':>9}{'ms/mtg':>8}{'statements':>12}{'round trips':>13}"
-               f"   one meeting read / due query: buffers, ms")
+               "   rounds (s)")
     for size in ("small", "large"):
         s = results["sweeps"][size]
-        p = s["plans"]
         for kind in ("check", "sync"):
             r = s[kind]
             out.append(f"  {s['meetings']:>9,}{kind:>7}{r['seconds']:>9.2f}{r['ms_per_meeting']:>8.2f}"
-                       f"{r['statements']:>12}{r['round_trips']:>13}   {p['meeting read']['buffers']}, "
-                       f"{p['meeting read']['ms']} / {p['due query']['buffers']}, {p['due query']['ms']}")
+                       f"{r['statements']:>12}{r['round_trips']:>13}   {r['rounds_seconds']}")
+    out.append("  PostgreSQL per statement (EXPLAIN ANALYZE: shared buffers touched, ms)")
+    for size in ("small", "large"):
+        s = results["sweeps"][size]
+        out.append(f"  {s['meetings']:>9,}  " + "; ".join(f"{label}: {p['buffers']} buffers, {p['ms']} ms"
+                                                          for label, p in s["plans"].items()))
     out.append(f"\nWritten: {results['path']}")
     print("\n".join(out), flush=True)
 

@@ -23,8 +23,10 @@ def local_state_dir() -> Path:
 class DatabaseSettings(BaseSettings):
     """Where the database is: all that operator commands (migrations, keys) need."""
 
-    # An empty variable counts as unset: deploy tooling often renders absent values as "".
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
+    # An empty variable counts as unset: deploy tooling often renders absent values as "". Validators are built
+    # on first use (defer_build), so a function builds only the Settings it instantiates, not each base as well.
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True,
+                                      defer_build=True)
 
     # Database: DATABASE_URL locally (or any PostgreSQL), the Cloud SQL connector in the cloud.
     database_url: str | None = None
@@ -47,7 +49,8 @@ class DatabaseSettings(BaseSettings):
 class FirestoreSettings(BaseSettings):
     """Where the operational ledger is (job runs, task dedupe, leases, Idempotency-Key answers)."""
 
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True,
+                                      defer_build=True)
 
     firestore_database: str | None = Field(None, description="Firestore database of the ledger; off when unset")
     gcp_project: str | None = Field(None, alias="GOOGLE_CLOUD_PROJECT")
@@ -56,7 +59,8 @@ class FirestoreSettings(BaseSettings):
 class TasksSettings(BaseSettings):
     """Where one meeting's background work is enqueued (Cloud Tasks) and which URLs and identity it calls."""
 
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True,
+                                      defer_build=True)
 
     tasks_queue: str | None = Field(None, description="projects/P/locations/L/queues/Q; Cloud Tasks off when unset")
     tasks_emulator_host: str | None = Field(None, description="host:port of a local Cloud Tasks emulator")
