@@ -12,13 +12,14 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from datetime import datetime
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pg8000.dbapi
-from pg8000.converters import make_params
+from pg8000.converters import make_params, timestamptz_in
 from pg8000.native import to_statement
 
 from shared.domain.errors import Unavailable
@@ -62,6 +63,18 @@ def connect_kwargs(url: str) -> dict[str, Any]:
 def session_settings(lock_timeout_ms: int) -> dict[str, str]:
     """The settings every connection starts with, sent in the startup packet (no SET round trips)."""
     return {"lock_timeout": str(int(lock_timeout_ms)), "TimeZone": "UTC"}
+
+
+_TIMESTAMPTZ_OID = 1184
+
+
+def _timestamptz(text: str):
+    """A timestamptz as PostgreSQL writes it ("2025-11-25 15:00:00+00"), read by fromisoformat: pg8000's own
+    reader goes through strptime, about 75 times slower, and a meeting row has nine of them."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:  # infinity, or a year datetime cannot hold: pg8000's answer
+        return timestamptz_in(text)
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -163,6 +176,7 @@ class Database:
 
     def _new_connection(self) -> _Pooled:
         raw = self._connect()
+        raw.register_in_adapter(_TIMESTAMPTZ_OID, _timestamptz)
         if not getattr(self._connect, "sets_session", False):
             # A factory that could not put the settings in the startup packet: set them once per connection.
             raw.execute_simple(f"SET lock_timeout = {int(self._lock_timeout_ms)}; SET TIME ZONE 'UTC'")
