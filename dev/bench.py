@@ -63,7 +63,7 @@ FF = str(Path(sys.executable).with_name("functions-framework"))
 TARGETS = {
     "read_vs_limit": (">=", 0.8),
     "list_vs_limit": (">=", 0.7),
-    "create_vs_limit": (">=", 0.8),
+    "create_vs_limit": (">=", 1.05),
     "cold_get_vs_hello": ("<=", 1.8),
     "cold_create_vs_hello": ("<=", 2.5),
     "memory_get_mib": ("<", 256),
@@ -448,6 +448,22 @@ def import_profile(name: str, world: World) -> dict:
                                         if any(x == m or x.startswith(m + ".") for x in modules)]}
 
 
+def api_core_scan(world: World) -> dict:
+    """What google.api_core's import spends on its Python-version check here: on Python 3.11 from 2026-10-24 (a
+    year before its end of life) it warns, and to name the package in the warning it reads the metadata of every
+    installed distribution (importlib.metadata.packages_distributions). A deployed function has only its
+    requirements installed; this virtualenv holds the development tools too."""
+    code = ("import time, importlib.metadata as m; t = time.perf_counter(); d = m.packages_distributions();"
+            " print(len({x for v in d.values() for x in v}), time.perf_counter() - t)")
+    samples = []
+    for _ in range(3):
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=world.env(), capture_output=True,
+                                text=True, timeout=60, check=True)
+        count, seconds = result.stdout.split()
+        samples.append(float(seconds))
+    return {"ms": round(statistics.median(samples) * 1000, 1), "distributions": int(count)}
+
+
 # ---------------------------------------------------------------------------------------------------- 2. cold starts
 
 
@@ -819,6 +835,13 @@ def figures(results: dict) -> list[dict]:
          ratio(c["get_meeting"]["first_200_s"], c["hello"]["first_200_s"])),
         ("cold_create_vs_hello", "cold start to first 201, create_meeting ÷ hello-world",
          ratio(c["create_meeting"]["first_200_s"], c["hello"]["first_200_s"])),
+        ("cold_get_cpu_vs_hello", "  the same in CPU seconds used until then (less sensitive to other load), get",
+         ratio(c["get_meeting"]["cpu_s"], c["hello"]["cpu_s"])),
+        ("cold_create_cpu_vs_hello", "  ... create",
+         ratio(c["create_meeting"]["cpu_s"], c["hello"]["cpu_s"])),
+        ("api_core_scan_ms", f"  of which google.api_core's Python-version check at its import (ms; it scans "
+                             f"{results['api_core_scan']['distributions']} installed distributions)",
+         results["api_core_scan"]["ms"]),
         ("memory_get_mib", "resident memory after load, get_meeting worker (MiB)",
          w["memory"]["get_meeting"]["worker_rss_mib"]),
         ("memory_create_mib", "resident memory after load, create_meeting worker (MiB)",
@@ -835,6 +858,9 @@ def figures(results: dict) -> list[dict]:
     ]
     out = []
     for key, label, value in rows:
+        if key not in TARGETS:  # shown to read another figure by, with no target of its own
+            out.append({"figure": key, "label": label, "value": value, "target": "-", "holds": None})
+            continue
         op, bound = TARGETS[key]
         holds = {"<=": value <= bound, ">=": value >= bound, "<": value < bound}[op]
         out.append({"figure": key, "label": label, "value": value, "target": f"{op} {bound}", "holds": bool(holds)})
@@ -850,7 +876,8 @@ def print_report(results: dict) -> None:
     out.append("\nFigures (ratios against baselines started in this run)")
     out.append(f"  {'figure':<92}{'value':>8}  {'target':<9}holds")
     for f in results["figures"]:
-        out.append(f"  {f['label']:<92}{f['value']:>8}  {f['target']:<9}{'yes' if f['holds'] else 'NO'}")
+        holds = "" if f["holds"] is None else "yes" if f["holds"] else "NO"
+        out.append(f"  {f['label']:<92}{f['value']:>8}  {f['target']:<9}{holds}")
 
     out.append(f"\nWarm load: {CONCURRENCY} keep-alive clients, {ROUNDS} rounds of {SECONDS:.0f} s per server, "
                "in turns; medians over rounds")
@@ -944,6 +971,7 @@ def main() -> int:
         world = build_world(server, base_url, google_url, identity, work)
         log.info("import profile of each function")
         results["imports"] = {name: import_profile(name, world) for name in FUNCTIONS}
+        results["api_core_scan"] = api_core_scan(world)
         log.info("cold starts: %d runs each of hello-world, get_meeting, create_meeting", COLD_RUNS)
         results["cold_start"] = cold_starts(world)
         log.info("warm load: %d clients, %d x %.0f s per server", CONCURRENCY, ROUNDS, SECONDS)

@@ -12,9 +12,9 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from datetime import datetime
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
