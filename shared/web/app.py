@@ -1,8 +1,10 @@
 """The HTTP edge every function shares: werkzeug routing from the route table, auth, bodies, problem+json."""
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
+import shared
 from shared import bootstrap, logs
 from shared.domain import errors
 from shared.settings import get_settings
@@ -97,6 +100,19 @@ class Context:
 
 Handler = Callable[..., Any]
 
+_gc_waits_for_first_request = shared.GC_PAUSED_FOR_LOADING
+_gc_lock = threading.Lock()
+
+
+def _resume_gc() -> None:
+    """After the first request: what it loaded (driver, clients) frozen with the rest, collections back on."""
+    global _gc_waits_for_first_request
+    with _gc_lock:
+        if _gc_waits_for_first_request:
+            _gc_waits_for_first_request = False
+            gc.freeze()
+            gc.enable()
+
 
 class _Duplicate(Exception):
     pass
@@ -142,6 +158,8 @@ class FunctionApp:
                                       "Idempotency-Key replays)", settings.firestore_database)) if not on]
         if off:
             log.warning("%s: running without %s", name, "; without ".join(off))
+        if _gc_waits_for_first_request:
+            gc.freeze()  # before gunicorn forks the worker: its collections never touch what loading made
 
     def route(self, operation_id: str) -> Callable[[Handler], Handler]:
         """Register the handler of one operation of the route table."""
@@ -180,6 +198,8 @@ class FunctionApp:
         log.info("%s %s", request.method, operation, extra={
             "function": self.name, "operation": operation, "status": response.status_code,
             "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+        if _gc_waits_for_first_request:
+            _resume_gc()
         return response
 
     def _match(self, request: flask.Request) -> tuple[Route, dict[str, str]]:

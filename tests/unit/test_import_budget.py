@@ -46,3 +46,31 @@ def test_importing_a_function_builds_no_model_and_loads_no_driver(name):
 
 def test_the_read_function_leaves_the_openapi_document_to_its_route():
     assert "shared.web.openapi" not in _probe("get_meeting")["modules"]
+
+
+GC_PROBE = """
+import gc, json, sys
+import functions_framework
+app = functions_framework.create_app("get_meeting", sys.argv[1])
+loaded = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
+app.test_client().get("/v1/health")  # no database here: a 503, which is an answer all the same
+print(json.dumps({"loaded": loaded, "answered": {"enabled": gc.isenabled()}}))
+"""
+
+
+def test_collections_pause_while_a_function_loads_and_resume_after_its_first_request():
+    env = dict(os.environ, DATABASE_URL="postgresql://nobody@192.0.2.1:5432/none", GOOGLE_API_ROOT="http://192.0.2.1:9/",
+               DB_POOL_SIZE="1")
+    out = subprocess.run([sys.executable, "-c", GC_PROBE, str(ROOT / "functions" / "get_meeting" / "main.py")],
+                         env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["loaded"]["enabled"] is False and found["loaded"]["frozen"] > 0
+    assert found["answered"]["enabled"] is True
+
+
+def test_importing_the_package_outside_a_function_leaves_collections_alone():
+    out = subprocess.run([sys.executable, "-c", "import gc, shared.web.app; print(gc.isenabled())"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "True"
