@@ -31,7 +31,18 @@ class Deps:
         else:
             connect = cloud_sql_connector(s.cloud_sql_instance, user=s.db_iam_user, database=s.db_name,
                                           ip_type=s.cloud_sql_ip_type)
-        return Database(connect, size=s.db_pool_size, lock_timeout_ms=s.db_lock_timeout_ms)
+        # The webhooks' outbox: deliveries a transaction recorded go to Cloud Tasks once it has committed.
+        return Database(connect, size=s.db_pool_size, lock_timeout_ms=s.db_lock_timeout_ms,
+                        on_commit=self._after_commit)
+
+    def _after_commit(self, noted: dict) -> None:
+        from shared.adapters.postgres.webhooks import NEW_DELIVERIES
+
+        if noted.get(NEW_DELIVERIES):
+            from shared.services import webhooks
+
+            webhooks.enqueue_deliveries(noted[NEW_DELIVERIES], tasks=self.webhook_tasks, settings=self.settings,
+                                        clock=self.clock)
 
     @functools.cached_property
     def google(self):
@@ -70,6 +81,31 @@ class Deps:
         from shared.adapters.cloud_tasks import build_queue
 
         return build_queue(self.settings)
+
+    @functools.cached_property
+    def webhook_tasks(self):
+        """The queue of webhook deliveries (WEBHOOK_TASKS_QUEUE, else TASKS_QUEUE)."""
+        from shared.adapters.cloud_tasks import build_webhook_queue
+
+        return build_webhook_queue(self.settings)
+
+    @functools.cached_property
+    def secret_box(self):
+        """Encryption of the webhook signing secrets, or None while WEBHOOK_SECRETS_KEY is not set."""
+        from shared.adapters.secret_box import SecretBox
+
+        key = self.settings.webhook_secrets_key
+        if key is None:
+            log.warning("webhooks off: WEBHOOK_SECRETS_KEY is not set, endpoints cannot be created or served")
+            return None
+        return SecretBox(key.get_secret_value())
+
+    @functools.cached_property
+    def webhook_sender(self):
+        from shared.adapters.webhook_sender import WebhookSender
+
+        return WebhookSender(allow_loopback=self.settings.webhook_allow_loopback_http,
+                             timeout=self.settings.webhook_timeout_seconds)
 
     @functools.cached_property
     def ledger(self):

@@ -5,7 +5,7 @@ import functools
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,18 @@ class Settings(BaseSettings):
     sync_backoff_max_minutes: float = Field(120, gt=0)
     sweep_batch_size: int = Field(200, ge=1, le=5000)
 
+    # Push events (webhooks): one Cloud Task per delivery attempt, signing secrets encrypted at rest.
+    webhook_secrets_key: SecretStr | None = Field(
+        None, description="base64 AES-256 key(s) encrypting the signing secrets, comma-separated; the first encrypts")
+    webhook_tasks_queue: str | None = Field(None, description="queue of webhook deliveries; TASKS_QUEUE when unset")
+    deliver_webhooks_url: str | None = None
+    webhook_allow_loopback_http: bool = Field(
+        False, description="also accept http(s)://127.0.0.1 and localhost receivers (the local stack sets it)")
+    webhook_timeout_seconds: float = Field(15.0, gt=0, le=60)
+    webhook_retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 36000],
+        description="the wait before each retry of a delivery; after the last one it is failed")
+
     # Domain defaults.
     default_time_zone: str = "America/Bogota"
     default_duration_minutes: int = Field(30, ge=1, le=24 * 60)
@@ -69,6 +81,13 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("webhook_retry_schedule_seconds")
+    @classmethod
+    def _sane_schedule(cls, value: list[float]) -> list[float]:
+        if len(value) > 20 or any(not 0 < wait <= 7 * 24 * 3600 for wait in value):
+            raise ValueError("at most 20 waits, each more than 0 s and at most 7 days")
         return value
 
     @field_validator("google_api_root")

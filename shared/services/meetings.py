@@ -225,9 +225,9 @@ def update_meeting(meeting_id: str, patch: MeetingUpdate, *, principal: Principa
             after = after.but(participants=(Participant(email=meeting.organizer_email, role="organizer"),
                                             *(Participant(email=e, role="guest") for e in plan.invitees)))
         calendar.patch_event(after, plan.event_parts)
-        changed = change(cur, meeting, **plan.changes)
         if plan.invitees is not None:
             repo.replace_invitees(cur, meeting_id, meeting.organizer_email, plan.invitees)
+        changed = change(cur, meeting, **plan.changes)  # after the invitees, so its meeting.updated shows them
         if plan.rescheduled:
             moved = changed
     if moved is not None:

@@ -6,8 +6,10 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from shared.domain.events import EventType
 from shared.web import models as m
 from shared.web.routes import ROUTES, Route
+from shared.web.webhook_models import EVENT_MODELS
 
 _REF = "#/components/schemas/{model}"
 _PROBLEM_DESCRIPTIONS = {
@@ -71,6 +73,7 @@ def document() -> dict[str, Any]:
             wanted.append((r.body, "validation"))
         if r.response is not None:
             wanted.append((r.response, "serialization"))
+    wanted += webhook_models()
     wanted = list(dict.fromkeys(wanted))
     keys, defs = models_json_schema(wanted, ref_template=_REF)
     names = {key: ref["$ref"].rsplit("/", 1)[-1] for key, ref in keys.items()}
@@ -78,6 +81,7 @@ def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
         paths.setdefault(r.path, {})[r.method.lower()] = _operation(r, names, schemas)
+    _no_content(paths)
     statuses = sorted({s for r in routes for s in r.errors})
     problem_ref = {"$ref": _REF.format(model=names[(m.Problem, "serialization")])}
     return {
@@ -87,6 +91,7 @@ def document() -> dict[str, Any]:
                                 "and afterwards attendance and recordings."},
         "servers": [{"url": "/"}],
         "paths": paths,
+        "webhooks": webhooks_section(names),
         "components": {
             "schemas": schemas,
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
@@ -98,6 +103,68 @@ def document() -> dict[str, Any]:
             },
         },
     }
+
+
+# --- push events: what a client's webhook endpoints receive (OpenAPI 3.1 `webhooks`) -------------------------
+
+_EVENT_SUMMARIES = {
+    EventType.MEETING_CREATED: "The meeting was created: its Calendar event (and, unless still pending, Meet link) exist",
+    EventType.MEETING_UPDATED: "Rescheduled or edited (PATCH), a pending Meet link filled in, or moved in Google Calendar",
+    EventType.MEETING_CANCELLED: "Cancelled through the API or in Google Calendar",
+    EventType.MEETING_STARTED: "Meet reports a live conference (IN_PROGRESS)",
+    EventType.MEETING_FINISHED: "The conference ended, or the slot and the grace period passed (FINISHED)",
+    EventType.ATTENDANCE_UPDATED: "A recording sync changed who attended and for how long",
+    EventType.RECORDING_READY: "A recording's file reached FILE_GENERATED; `data.recording` is that recording",
+    EventType.TRANSCRIPT_READY: "A transcript's document reached FILE_GENERATED; `data.transcript` is that transcript",
+}
+_WEBHOOK_HEADERS = (
+    ("webhook-id", "The event's id, the same on every attempt of it: deduplicate on it.",
+     {"type": "string", "format": "uuid"}),
+    ("webhook-timestamp", "Unix seconds of this attempt; refuse a delivery more than 5 minutes off your clock.",
+     {"type": "string", "pattern": "^[0-9]+$"}),
+    ("webhook-signature", "Space-separated `v1,<base64 HMAC-SHA256>` entries, one per valid secret, over "
+     "`{webhook-id}.{webhook-timestamp}.{body}` keyed with the base64-decoded part of the secret after `whsec_` "
+     "(Standard Webhooks v1).", {"type": "string"}),
+)
+
+
+def webhook_models() -> list[tuple[type, str]]:
+    """The event bodies the document describes, for the shared schema generation."""
+    return [(model, "serialization") for model in dict.fromkeys(EVENT_MODELS.values())]
+
+
+def webhooks_section(names: dict[tuple[type, str], str]) -> dict[str, Any]:
+    """One `post` per event type, as the middleware sends it to an endpoint subscribed to that type."""
+    out: dict[str, Any] = {}
+    for event_type, model in EVENT_MODELS.items():
+        ref = {"$ref": _REF.format(model=names[(model, "serialization")])}
+        out[event_type.value] = {"post": {
+            "operationId": "".join(p if i == 0 else p.capitalize()
+                                   for i, p in enumerate(event_type.value.split("."))) + "Event",
+            "summary": _EVENT_SUMMARIES[event_type],
+            "description": "Sent to every endpoint of the meeting's client that receives this event type. A 2xx "
+                           "answer within 15 s is delivered; 410 disables the endpoint; anything else is retried "
+                           "after about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h, then the delivery is failed.",
+            "tags": ["webhooks"],
+            "parameters": [{"name": name, "in": "header", "required": True, "description": text, "schema": schema}
+                           for name, text, schema in _WEBHOOK_HEADERS],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"allOf": [
+                ref, {"type": "object", "properties": {"type": {"const": event_type.value}}}]}}}},
+            "responses": {
+                "2XX": {"description": "Delivered"},
+                "410": {"description": "Gone: the endpoint is disabled and receives nothing more"},
+                "default": {"description": "Not delivered: retried on the schedule above"},
+            },
+        }}
+    return out
+
+
+def _no_content(paths: dict[str, dict[str, Any]]) -> None:
+    """A 204 answer has no body, so it declares no content."""
+    for item in paths.values():
+        for op in item.values():
+            if "204" in op["responses"]:
+                op["responses"]["204"] = {"description": "Done (no content)"}
 
 
 DOCS_HTML = """<!doctype html>
