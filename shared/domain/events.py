@@ -37,6 +37,7 @@ class Event:
     transcript: Transcript | None = None
 
 
+_UNANNOUNCED = frozenset({Status.PENDING, Status.FAILED})
 _STATUS_EVENTS = {
     Status.IN_PROGRESS: EventType.MEETING_STARTED,
     Status.FINISHED: EventType.MEETING_FINISHED,
@@ -58,8 +59,10 @@ def between(before: Meeting, after: Meeting) -> list[Event]:
     events: list[Event] = []
     if before.status == Status.PENDING and after.status == Status.CREATED:
         events.append(Event(EventType.MEETING_CREATED))  # the creation carries everything the meeting has
+    elif after.status in _UNANNOUNCED:
+        pass  # a creation in flight or failed is not yet a meeting the client hears about
     else:
-        if edited(before, after):
+        if edited(before, after) and before.status not in _UNANNOUNCED:
             events.append(Event(EventType.MEETING_UPDATED))
         if after.status != before.status and after.status in _STATUS_EVENTS:
             events.append(Event(_STATUS_EVENTS[after.status]))

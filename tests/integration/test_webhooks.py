@@ -193,3 +193,431 @@ def test_each_event_type_arrives_once_signed_with_a_growing_sequence(client, rec
     deliveries = client.deliveries(endpoint["id"])
     assert len(deliveries) == 9 and {d["status"] for d in deliveries} == {"delivered"}
     assert len({d["event_id"] for d in deliveries}) == 9
+
+
+# --- retries, 410, rotation, filters ---------------------------------------------------------------------------------
+
+def _due_now(db, endpoint_id: str) -> None:
+    """Let the retry schedule's wait pass (here it is a fraction of a second; the sweep only sends what is due)."""
+    import time
+
+    time.sleep(0.3)
+
+
+def test_retries_after_a_500_keep_the_webhook_id_then_fail_after_the_schedule(client, receivers, sweep, db):
+    receiver = receivers(500)
+    endpoint = client.endpoint(receiver.url)
+    client.api.post(body())
+    for _ in range(8):  # the first attempt and the schedule's seven retries
+        sweep()
+        _due_now(db, endpoint["id"])
+    got = drain(receiver, endpoint["secret"])
+    assert len(got) == 8
+    assert len({headers["webhook-id"] for _, headers in got}) == 1
+    assert {event["type"] for event, _ in got} == {"meeting.created"}
+    sweep()
+    receiver.assert_quiet(0.3)  # failed: nothing more is sent
+    [delivery] = client.deliveries(endpoint["id"])
+    assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == ("failed", 8, 500)
+    assert delivery["next_attempt_at"] is None and delivery["event_id"] == got[0][1]["webhook-id"]
+
+
+def test_a_retry_after_a_500_delivers_with_the_same_webhook_id(client, receivers, sweep, db):
+    receiver = receivers(script=[500])
+    endpoint = client.endpoint(receiver.url)
+    client.api.post(body())
+    sweep()
+    [pending] = client.deliveries(endpoint["id"])
+    assert (pending["status"], pending["attempts"], pending["last_status_code"]) == ("pending", 1, 500)
+    assert pending["next_attempt_at"] is not None
+    _due_now(db, endpoint["id"])
+    sweep()
+    first, second = drain(receiver, endpoint["secret"])
+    assert first[1]["webhook-id"] == second[1]["webhook-id"] and first[0] == second[0]
+    [delivered] = client.deliveries(endpoint["id"])
+    assert (delivered["status"], delivered["attempts"], delivered["last_status_code"]) == ("delivered", 2, 204)
+
+
+def test_a_410_disables_the_endpoint(client, receivers, sweep):
+    receiver = receivers(410)
+    endpoint = client.endpoint(receiver.url)
+    meeting = client.api.post(body()).get_json()
+    sweep()
+    assert len(drain(receiver, endpoint["secret"])) == 1
+    read = client.call("GET", f"/v1/webhook-endpoints/{endpoint['id']}").get_json()
+    assert read["disabled_at"] is not None and "secret" not in read
+    [delivery] = client.deliveries(endpoint["id"])
+    assert (delivery["status"], delivery["last_status_code"]) == ("failed", 410)
+    client.api.delete(meeting["id"])
+    sweep()
+    receiver.assert_quiet(0.3)
+    assert len(client.deliveries(endpoint["id"])) == 1  # a disabled endpoint gets no new deliveries
+    retried = client.call("POST", f"/v1/webhook-endpoints/{endpoint['id']}/deliveries/{delivery['id']}/retry")
+    assert retried.status_code == 409
+
+
+def test_rotation_signs_with_both_secrets_for_24_hours(client, receivers, sweep, db):
+    receiver = receivers()
+    endpoint = client.endpoint(receiver.url)
+    rotated = client.call("POST", f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret")
+    assert rotated.status_code == 200
+    new = rotated.get_json()["secret"]
+    assert new.startswith("whsec_") and new != endpoint["secret"]
+    client.api.post(body())
+    sweep()
+    delivery = receiver.next()
+    assert len(delivery[1]["webhook-signature"].split(" ")) == 2
+    assert verified(endpoint["secret"], delivery) == verified(new, delivery)
+    with db.transaction() as cur:  # a day later
+        cur.execute("UPDATE webhook_secrets SET expires_at = now() - interval '1 second'"
+                    " WHERE endpoint_id = :e AND expires_at IS NOT NULL", {"e": endpoint["id"]})
+    client.api.post(body())
+    sweep()
+    later = receiver.next()
+    assert len(later[1]["webhook-signature"].split(" ")) == 1
+    verified(new, later)
+    with pytest.raises(WebhookVerificationError):
+        verified(endpoint["secret"], later)
+
+
+def test_event_type_filters(client, receivers, sweep):
+    everything, cancellations = receivers(), receivers()
+    all_types = client.endpoint(everything.url)
+    only = client.endpoint(cancellations.url, event_types=["meeting.cancelled", "meeting.cancelled"])
+    assert only["event_types"] == ["meeting.cancelled"]
+    meeting = client.api.post(body()).get_json()
+    client.api.delete(meeting["id"])
+    sweep()
+    assert [e["type"] for e, _ in drain(everything, all_types["secret"])] == ["meeting.created", "meeting.cancelled"]
+    assert [e["type"] for e, _ in drain(cancellations, only["secret"])] == ["meeting.cancelled"]
+    unknown = client.register(everything.url, event_types=["meeting.deleted"])
+    assert unknown.status_code == 422 and unknown.get_json()["errors"][0]["field"].startswith("event_types")
+    assert client.register(everything.url, event_types=[]).status_code == 422
+
+
+def test_tenancy(client, receivers, sweep, db):
+    mine, theirs = receivers(), receivers()
+    endpoint = client.endpoint(mine.url)
+    other = Client(new_principal(db)[1])
+    other_endpoint = other.endpoint(theirs.url)
+    client.api.post(body())
+    sweep()
+    assert len(drain(mine, endpoint["secret"])) == 1
+    theirs.assert_quiet(0.3)  # another client's endpoint hears nothing of my meetings
+    delivery = client.deliveries(endpoint["id"])[0]
+    base = f"/v1/webhook-endpoints/{endpoint['id']}"
+    for method, path in (("GET", base), ("DELETE", base), ("POST", base + "/rotate-secret"),
+                         ("GET", base + "/deliveries"), ("POST", f"{base}/deliveries/{delivery['id']}/retry"),
+                         ("POST", f"/v1/webhook-endpoints/{other_endpoint['id']}/deliveries/{delivery['id']}/retry")):
+        answer = other.call(method, path)
+        assert answer.status_code == 404, (method, path)
+        assert answer.headers["Content-Type"].startswith("application/problem+json")
+    assert [e["id"] for e in other.call("GET", "/v1/webhook-endpoints").get_json()["items"]] == [other_endpoint["id"]]
+    assert client.call("GET", base).status_code == 200
+    assert client.call("DELETE", base).status_code == 204
+    assert client.call("GET", base).status_code == 404
+    assert client.call("DELETE", base).status_code == 404
+
+
+def test_a_manual_retry_sends_again_now_with_the_same_webhook_id(client, receivers, sweep):
+    receiver = receivers()
+    endpoint = client.endpoint(receiver.url)
+    client.api.post(body())
+    sweep()
+    first = receiver.next()
+    [delivery] = client.deliveries(endpoint["id"])
+    retried = client.call("POST", f"/v1/webhook-endpoints/{endpoint['id']}/deliveries/{delivery['id']}/retry")
+    assert retried.status_code == 202, retried.get_data(as_text=True)
+    again = receiver.next()  # Cloud Tasks is off here: the request sent it itself
+    assert again[1]["webhook-id"] == first[1]["webhook-id"] and again[2] == first[2]
+    assert retried.get_json()["attempts"] == 2 and retried.get_json()["status"] == "delivered"
+
+
+def test_deliveries_are_listed_newest_first_in_pages(client, receivers, sweep):
+    endpoint = client.endpoint(receivers().url)
+    for _ in range(3):
+        client.api.post(body())
+    base = f"/v1/webhook-endpoints/{endpoint['id']}/deliveries"
+    first = client.call("GET", base + "?page_size=2").get_json()
+    assert len(first["items"]) == 2 and first["next_page_token"]
+    rest = client.call("GET", f"{base}?page_size=2&page_token={first['next_page_token']}").get_json()
+    assert len(rest["items"]) == 1 and rest["next_page_token"] is None
+    items = first["items"] + rest["items"]
+    assert [i["created_at"] for i in items] == sorted((i["created_at"] for i in items), reverse=True)
+    assert {i["status"] for i in items} == {"pending"}
+    assert client.call("GET", base + "?page_size=0").status_code == 422
+    assert client.call("GET", base + "?page_token=nope").status_code == 422
+
+
+# --- which URLs may receive events -------------------------------------------------------------------------------
+
+REFUSED = ["http://example.com/hooks", "https://127.0.0.1/hooks", "https://localhost/hooks", "https://10.0.0.7/x",
+           "https://192.168.1.10/x", "https://172.16.0.1/x", "https://169.254.169.254/computeMetadata/v1/",
+           "https://metadata.google.internal/computeMetadata/v1/", "https://[::1]/x", "https://[fd00::1]/x",
+           "https://[::ffff:127.0.0.1]/x", "https://100.64.0.1/x", "https://0.0.0.0/x", "https://intranet/x",
+           "https://printer.local/x", "https://user:secret@example.com/x", "ftp://example.com/x", "https://example.com/#x",
+           "https://nonexistent-host.invalid/x", "not a url"]
+
+
+@pytest.mark.parametrize("url", REFUSED)
+def test_urls_naming_or_resolving_to_private_addresses_are_refused(function_env, monkeypatch, db, url):
+    monkeypatch.setenv("WEBHOOK_SECRETS_KEY", new_key())
+    bootstrap.reset()
+    answer = Client(new_principal(db)[1]).register(url)
+    assert answer.status_code == 422, answer.get_data(as_text=True)
+    assert answer.get_json()["errors"][0]["field"] == "url"
+
+
+def test_local_receivers_are_accepted_only_when_the_setting_allows_them(client, receivers, monkeypatch, db):
+    receiver = receivers()
+    assert client.register(receiver.url + "/x").status_code == 201
+    assert client.register(receiver.url.replace("127.0.0.1", "localhost")).status_code == 201
+    for url in ("http://10.0.0.7/x", "https://192.168.1.10/x", "http://169.254.169.254/"):
+        assert client.register(url).status_code == 422, url
+    monkeypatch.delenv("WEBHOOK_ALLOW_LOOPBACK_HTTP")
+    bootstrap.reset()
+    assert client.register(receiver.url + "/x").status_code == 422
+
+
+def test_redirects_are_not_followed(client, receivers, sweep):
+    target = receivers()
+    redirecting = receivers(script=[(307, {"Location": target.url + "/elsewhere"})])
+    endpoint = client.endpoint(redirecting.url)
+    client.api.post(body())
+    sweep()
+    assert len(drain(redirecting, endpoint["secret"])) == 1
+    target.assert_quiet(0.3)
+    [delivery] = client.deliveries(endpoint["id"])
+    assert (delivery["status"], delivery["last_status_code"]) == ("pending", 307)  # retried later, like any non-2xx
+
+
+# --- at least once, and once per attempt ---------------------------------------------------------------------------
+
+def test_a_duplicated_task_delivers_once(client, receivers, admin):
+    receiver = receivers()
+    endpoint = client.endpoint(receiver.url)
+    client.api.post(body())
+    [delivery] = client.deliveries(endpoint["id"])
+    function = app_client("deliver_webhooks")
+    task = {"delivery_id": delivery["id"], "attempt": 1}
+    same = {**admin, "X-CloudTasks-TaskName": f"deliver_webhooks-{delivery['id']}-a1"}
+    answers = [function.post("/", json=task, headers=same).get_json() for _ in range(2)]
+    # The sweep's task for the same attempt (another name) finds it made, too.
+    racing = function.post("/", json=task, headers={**admin, "X-CloudTasks-TaskName": "other-name"}).get_json()
+    assert [a["outcome"] for a in answers + [racing]] == ["ok", "duplicate", "duplicate"]
+    assert len(drain(receiver, endpoint["secret"])) == 1
+    gone = function.post("/", json={"delivery_id": str(uuid.uuid4()), "attempt": 1}, headers=admin)
+    assert gone.status_code == 200 and gone.get_json()["outcome"] == "skipped"
+
+
+def test_a_failed_creation_makes_no_event(client, db, google):
+    """PENDING and FAILED are the product's own states: a creation Google refused is nothing the client hears of."""
+    google.configure(conference_mode="failure")
+    endpoint = client.endpoint("http://127.0.0.1:9/never")
+    failed = client.api.post(body())
+    assert failed.status_code == 502
+    assert client.deliveries(endpoint["id"]) == []
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) FROM webhook_events e JOIN meetings m ON m.id = e.meeting_id"
+                    " WHERE m.client_id = (SELECT client_id FROM webhook_endpoints WHERE id = :e)", {"e": endpoint["id"]})
+        assert cur.fetchone()[0] == 0
+
+
+def test_signing_secrets_are_stored_encrypted(client, db):
+    endpoint = client.endpoint("http://127.0.0.1:9/x")
+    with db.transaction() as cur:
+        cur.execute("SELECT ciphertext FROM webhook_secrets WHERE endpoint_id = :e", {"e": endpoint["id"]})
+        [(ciphertext,)] = cur.fetchall()
+        cur.execute("SELECT row_to_json(e)::text FROM webhook_endpoints e WHERE id = :e", {"e": endpoint["id"]})
+        row = cur.fetchone()[0]
+    secret = endpoint["secret"]
+    raw = __import__("base64").b64decode(secret.removeprefix("whsec_"))
+    assert secret.encode() not in bytes(ciphertext) and raw not in bytes(ciphertext) and "whsec_" not in row
+
+
+def test_webhooks_are_off_without_an_encryption_key(function_env, db):
+    answer = Client(new_principal(db)[1]).register("https://example.com/hooks")
+    assert answer.status_code == 503 and "WEBHOOK_SECRETS_KEY" in answer.get_json()["detail"]
+
+
+# --- through the Cloud Tasks emulator, as `make run` and the cloud deliver ----------------------------------------
+
+@pytest.fixture
+def cloud_tasks(hooks_env, tasks_emulator, admin, monkeypatch):
+    """deliver_webhooks served over HTTP behind the local gateway, which the emulator delivers the tasks to."""
+    import threading
+
+    import functions_framework
+    from werkzeug.serving import make_server
+
+    from dev.gateway import Gateway
+    from tests.integration.helpers import ROOT
+
+    function = make_server("127.0.0.1", 0, functions_framework.create_app(
+        "deliver_webhooks", str(ROOT / "functions/deliver_webhooks/main.py")), threaded=True)
+    function_url = f"http://127.0.0.1:{function.server_port}"
+    # The emulator sends no OIDC token; the gateway presents an admin key on task deliveries, as `make run` does.
+    gateway = make_server("127.0.0.1", 0, Gateway({"deliver_webhooks": function_url},
+                                                  task_auth=admin["Authorization"]), threaded=True)
+    for server in (function, gateway):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("WEBHOOK_TASKS_QUEUE", tasks_emulator.queue_path)
+    monkeypatch.setenv("TASKS_EMULATOR_HOST", tasks_emulator.host_port)
+    monkeypatch.setenv("DELIVER_WEBHOOKS_URL", f"http://127.0.0.1:{gateway.server_port}/internal/deliver-webhooks")
+    bootstrap.reset()
+    yield tasks_emulator
+    for server in (gateway, function):
+        server.shutdown()
+
+
+def test_cloud_tasks_delivers_each_attempt_on_schedule_with_the_same_webhook_id(cloud_tasks, client, receivers):
+    receiver = receivers(script=[500, 503])
+    endpoint = client.endpoint(receiver.url)
+    client.api.post(body())  # its commit hands the delivery to Cloud Tasks: no sweep runs in this test
+    got = [receiver.next(timeout=15) for _ in range(3)]
+    assert len({headers["webhook-id"] for _, headers, _ in got}) == 1
+    assert [verified(endpoint["secret"], d)["type"] for d in got] == ["meeting.created"] * 3
+    receiver.assert_quiet(0.5)
+    [delivery] = client.deliveries(endpoint["id"])
+    assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == ("delivered", 3, 204)
+
+
+def test_a_manual_retry_goes_through_cloud_tasks(cloud_tasks, client, receivers):
+    receiver = receivers()
+    endpoint = client.endpoint(receiver.url)
+    client.api.post(body())
+    first = receiver.next(timeout=15)
+    delivery = client.deliveries(endpoint["id"])[0]
+    for _ in range(10):  # the first attempt's outcome is recorded just after the receiver answered
+        if delivery["status"] == "delivered":
+            break
+        __import__("time").sleep(0.1)
+        delivery = client.deliveries(endpoint["id"])[0]
+    retried = client.call("POST", f"/v1/webhook-endpoints/{endpoint['id']}/deliveries/{delivery['id']}/retry")
+    assert retried.status_code == 202 and retried.get_json()["status"] == "pending"
+    again = receiver.next(timeout=15)
+    assert again[1]["webhook-id"] == first[1]["webhook-id"]
+    verified(endpoint["secret"], again)
+
+
+def _black_hole():
+    """A TCP port that accepts connections and never answers: a Cloud Tasks call to it hangs until its deadline."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held = []
+
+    def hold():
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=hold, daemon=True).start()
+    return server, f"127.0.0.1:{server.getsockname()[1]}"
+
+
+def test_a_crash_between_the_commit_and_the_enqueue_loses_nothing(cloud_tasks, client, receivers, db, pg_url,
+                                                                   fake_google, admin, sweep):
+    """create_meeting, alone under functions-framework, is killed (SIGKILL) while it hands the delivery to Cloud
+    Tasks: the event committed with the meeting, its task never existed. The sweep delivers it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    from pathlib import Path
+
+    import requests
+
+    from dev.emulators import free_port
+    from tests.conftest import FAST_GOOGLE
+    from tests.integration.helpers import ROOT
+
+    receiver = receivers()
+    endpoint = client.endpoint(receiver.url)
+    hole, hole_address = _black_hole()
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=pg_url, GOOGLE_API_ROOT=fake_google.url, TASKS_EMULATOR_HOST=hole_address,
+               **FAST_GOOGLE)
+    process = subprocess.Popen([str(Path(sys.executable).with_name("functions-framework")), "--target",
+                                "create_meeting", "--source", str(ROOT / "functions/create_meeting/main.py"),
+                                "--host", "127.0.0.1", "--port", str(port)], env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                requests.get(f"{base}/v1/health", timeout=0.5)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        answers = []
+        threading.Thread(target=lambda: answers.append(_post_quietly(base, client.key, body())), daemon=True).start()
+        for _ in range(200):
+            if client.deliveries(endpoint["id"]):
+                break
+            time.sleep(0.05)
+        [delivery] = client.deliveries(endpoint["id"])  # committed with the meeting
+        assert process.poll() is None and not answers  # still inside the after-commit enqueue
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        hole.close()
+    receiver.assert_quiet(0.5)
+    assert delivery["status"] == "pending" and delivery["attempts"] == 0
+    with db.transaction() as cur:  # the sweep runs every few minutes; it steps in once the task is overdue
+        cur.execute("UPDATE webhook_deliveries SET next_attempt_at = now() - interval '2 minutes' WHERE id = :d",
+                    {"d": delivery["id"]})
+    assert sweep()["counts"]["enqueued"] >= 1
+    event = verified(endpoint["secret"], receiver.next(timeout=15))
+    assert event["type"] == "meeting.created"
+    receiver.assert_quiet(0.5)
+
+
+def _post_quietly(base, key, payload):
+    import requests
+
+    try:
+        return requests.post(f"{base}/v1/meetings", json=payload, headers={"Authorization": f"Bearer {key}"},
+                             timeout=30).status_code
+    except requests.RequestException:
+        return None
+
+
+# --- Idempotency-Key on the answers that show a secret ------------------------------------------------------------
+
+def test_an_idempotent_replay_answers_the_same_endpoint_without_its_secret(hooks_env, firestore_emulator, monkeypatch,
+                                                                           db, receivers):
+    from google.cloud import firestore
+
+    from shared.adapters.firestore import IDEMPOTENCY
+
+    monkeypatch.setenv("FIRESTORE_DATABASE", "(default)")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", firestore_emulator.project)
+    bootstrap.reset()
+    client = Client(new_principal(db)[1])
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    url = receivers().url
+    first = client.hooks.post("/v1/webhook-endpoints", json={"url": url}, headers={**client.auth, **key})
+    replay = client.hooks.post("/v1/webhook-endpoints", json={"url": url}, headers={**client.auth, **key})
+    assert first.status_code == replay.status_code == 201
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json()["id"] == first.get_json()["id"] and replay.get_json()["secret"] is None
+    assert first.get_json()["secret"].startswith("whsec_")
+    assert len(client.call("GET", "/v1/webhook-endpoints").get_json()["items"]) == 1
+    rotate = f"/v1/webhook-endpoints/{first.get_json()['id']}/rotate-secret"
+    rotated = client.hooks.post(rotate, headers={**client.auth, **key, "Idempotency-Key": "rotation-1"})
+    again = client.hooks.post(rotate, headers={**client.auth, **key, "Idempotency-Key": "rotation-1"})
+    assert rotated.get_json()["secret"].startswith("whsec_") and again.get_json() == {"secret": None}
+    store = firestore.Client(project=firestore_emulator.project)
+    kept = json.dumps([doc.to_dict() for doc in store.collection(IDEMPOTENCY).stream()], default=str)
+    assert "whsec_" not in kept and first.get_json()["id"] in kept
