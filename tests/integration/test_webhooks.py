@@ -621,3 +621,51 @@ def test_an_idempotent_replay_answers_the_same_endpoint_without_its_secret(hooks
     store = firestore.Client(project=firestore_emulator.project)
     kept = json.dumps([doc.to_dict() for doc in store.collection(IDEMPOTENCY).stream()], default=str)
     assert "whsec_" not in kept and first.get_json()["id"] in kept
+
+
+# --- the documentation's receiver code ------------------------------------------------------------------------------
+
+def _verify_from(doc) -> object:
+    """The `verify` function a document shows receivers, executed as written."""
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
+    [code] = [b for b in blocks if "def verify(" in b]
+    namespace: dict = {}
+    exec(compile(code, str(doc), "exec"), namespace)
+    return namespace["verify"]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/webhooks.md"])
+def test_the_documented_verification_accepts_real_deliveries_and_nothing_else(client, receivers, sweep, doc):
+    import time
+
+    from shared.domain.webhooks import new_secret
+    from tests.integration.helpers import ROOT
+
+    verify = _verify_from(ROOT / doc)
+    receiver = receivers()
+    endpoint = client.endpoint(receiver.url)
+    client.api.post(body())
+    sweep()
+    _, headers, raw = receiver.next()
+    headers = dict(headers.items())
+    assert verify(endpoint["secret"], headers, raw)["type"] == "meeting.created"
+    for secret, sent_headers, sent in (
+            (endpoint["secret"], headers, raw.replace(b'"CREATED"', b'"FINISHED"')),
+            (new_secret(), headers, raw),
+            (endpoint["secret"], {**headers, "webhook-timestamp": str(int(time.time()) - 3600)}, raw),
+            (endpoint["secret"], {k: v for k, v in headers.items() if k.lower() != "webhook-signature"}, raw)):
+        with pytest.raises(ValueError):
+            verify(secret, sent_headers, sent)
+
+
+def test_the_documents_list_the_retry_schedule():
+    from shared.settings import Settings
+    from tests.integration.helpers import ROOT
+
+    assert Settings.model_fields["webhook_retry_schedule_seconds"].default_factory() == [
+        5, 300, 1800, 7200, 18000, 36000, 36000]
+    for doc in ("README.md", "docs/webhooks.md", "docs/operations.md"):
+        text = " ".join((ROOT / doc).read_text(encoding="utf-8").split()).replace("*", "")
+        assert "5 s, 5 min, 30 min, 2 h, 5 h, 10 h" in text and "10 h" in text, doc
