@@ -12,8 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Every knob of the product; names are the environment variables, upper-cased."""
 
-    # An empty variable counts as unset: deploy tooling often renders absent values as "".
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
+    # An empty variable counts as unset: deploy tooling often renders absent values as "". A refused value is not
+    # repeated in the error (it may be a key or a URL with a password): the message names the setting and the rule.
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True,
+                                      hide_input_in_errors=True)
 
     # Database: DATABASE_URL locally (or any PostgreSQL), the Cloud SQL connector in the cloud.
     database_url: str | None = None
@@ -81,6 +83,18 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("webhook_secrets_key")
+    @classmethod
+    def _usable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from shared.adapters.secret_box import SecretBox, SecretBoxError  # no heavy import: base64 only
+
+            try:
+                SecretBox(value.get_secret_value())
+            except SecretBoxError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("webhook_retry_schedule_seconds")

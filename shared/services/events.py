@@ -29,7 +29,7 @@ def record(cur, before: Meeting, after: Meeting) -> list[Event]:
     meeting = MeetingOut.of(after)
     for event in found:
         _, sequence = outbox.record_event(cur, meeting_id=after.id, client_id=after.client_id, type=event.type.value,
-                                          now=now, body_for=lambda _id, seq, e=event: render(e, meeting, seq, now))
+                                          now=now, body_for=lambda seq, e=event: render(e, meeting, seq, now))
         log.info("%s recorded as event %d of the meeting", event.type.value, sequence,
                  extra={"meeting_id": after.id})
     return found

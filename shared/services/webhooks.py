@@ -47,6 +47,8 @@ ATTEMPT_LEASE = timedelta(minutes=2)
 SWEEP_GRACE = timedelta(minutes=1)
 # A sweep that hands a delivery to a task looks at it again only after this.
 HANDOFF = timedelta(minutes=5)
+# Every change of a meeting writes one delivery per endpoint of its client, under the meeting's row lock.
+MAX_ENDPOINTS = 20
 # With Cloud Tasks off the sweep sends itself, within this much of the function's time.
 INLINE_BUDGET_SECONDS = 120.0
 _OFF = "Webhooks are off on this deployment: WEBHOOK_SECRETS_KEY is not set."
@@ -95,6 +97,8 @@ def create_endpoint(data: WebhookEndpointCreate, *, principal: Principal, db: Da
     types = [t.value for t in EventType if t in wanted]
     endpoint_id, secret = str(uuid.uuid4()), new_secret()
     with db.transaction() as cur:
+        if repo.count_endpoints(cur, principal.client_id) >= MAX_ENDPOINTS:
+            raise Conflict(f"A client has at most {MAX_ENDPOINTS} webhook endpoints; delete one first.")
         row = repo.insert_endpoint(cur, endpoint_id=endpoint_id, client_id=principal.client_id, url=data.url,
                                    event_types=types, description=data.description,
                                    ciphertext=box.encrypt(secret, context=endpoint_id))

@@ -82,7 +82,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/webhook-endpoints", "manage_webhooks", "createWebhookEndpoint",
           "Register a webhook endpoint; its signing secret is shown in this answer only",
           body=wm.WebhookEndpointCreate, response=wm.WebhookEndpointCreated, status=201,
-          errors=(400, 401, 413, 415, 422, 503), secret_fields=("secret",)),
+          errors=(400, 401, 409, 413, 415, 422, 503), secret_fields=("secret",)),
     Route("GET", "/v1/webhook-endpoints", "manage_webhooks", "listWebhookEndpoints", "The client's webhook endpoints",
           response=wm.WebhookEndpointList, errors=(401, 503)),
     Route("GET", "/v1/webhook-endpoints/{endpoint_id}", "manage_webhooks", "getWebhookEndpoint",

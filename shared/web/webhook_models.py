@@ -6,9 +6,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.domain.events import EventType
-from shared.web.models import MeetingOut, RecordingOut, Text, TranscriptOut, UtcDatetime, _Input
+from shared.web.models import MeetingOut, RecordingOut, Text, TranscriptOut, UtcDatetime
 
 DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 class WebhookEndpointCreate(_Input):

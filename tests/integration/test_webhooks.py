@@ -21,12 +21,14 @@ from tests.integration.helpers import Api, app_client, future_slot, iso
 from tests.receiver import Receiver
 
 FAST_RETRIES = "[0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]"
+# One key for the session, as one deployment has: a sweep may meet another test's deliveries in the shared database.
+KEY = new_key()
 
 
 @pytest.fixture
-def hooks_env(function_env, monkeypatch):
-    """Webhooks on: an encryption key, local receivers allowed, retries a fraction of a second apart."""
-    monkeypatch.setenv("WEBHOOK_SECRETS_KEY", new_key())
+def hooks_env(function_env, monkeypatch, google):
+    """Webhooks on: an encryption key, local receivers allowed, retries a fraction of a second apart; Google reset."""
+    monkeypatch.setenv("WEBHOOK_SECRETS_KEY", KEY)
     monkeypatch.setenv("WEBHOOK_ALLOW_LOOPBACK_HTTP", "true")
     monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE_SECONDS", FAST_RETRIES)
     bootstrap.reset()
@@ -120,8 +122,8 @@ def verified(secret: str, delivery) -> dict:
     _, headers, raw = delivery
     event = Webhook(secret).verify(raw, dict(headers.items()))
     assert headers["Content-Type"] == "application/json"
-    EVENT_MODELS_BY_TYPE = {t.value: model for t, model in EVENT_MODELS.items()}
-    EVENT_MODELS_BY_TYPE[event["type"]].model_validate_json(raw)  # the shape the OpenAPI `webhooks` document
+    models = {t.value: model for t, model in EVENT_MODELS.items()}
+    models[event["type"]].model_validate_json(raw)  # the shape the OpenAPI document's `webhooks` describe
     return event
 
 
@@ -361,7 +363,7 @@ REFUSED = ["http://example.com/hooks", "https://127.0.0.1/hooks", "https://local
 
 @pytest.mark.parametrize("url", REFUSED)
 def test_urls_naming_or_resolving_to_private_addresses_are_refused(function_env, monkeypatch, db, url):
-    monkeypatch.setenv("WEBHOOK_SECRETS_KEY", new_key())
+    monkeypatch.setenv("WEBHOOK_SECRETS_KEY", KEY)
     bootstrap.reset()
     answer = Client(new_principal(db)[1]).register(url)
     assert answer.status_code == 422, answer.get_data(as_text=True)
@@ -669,3 +671,50 @@ def test_the_documents_list_the_retry_schedule():
     for doc in ("README.md", "docs/webhooks.md", "docs/operations.md"):
         text = " ".join((ROOT / doc).read_text(encoding="utf-8").split()).replace("*", "")
         assert "5 s, 5 min, 30 min, 2 h, 5 h, 10 h" in text and "10 h" in text, doc
+
+
+def test_changes_made_in_google_are_events_too(client, receivers, sweep, internal, google):
+    from tests.integration.helpers import calendar_as_user
+
+    receiver = receivers()
+    endpoint = client.endpoint(receiver.url)
+    google.configure(conference_mode="pending", pending_polls=None)
+    meeting = client.api.post(body()).get_json()
+    assert meeting["meet_link"] is None
+    google.resolve_conference("primary", meeting["google_event_id"])
+    assert internal("check", meeting["id"])["status"] == "SCHEDULED"  # the pending link is filled in
+    start = datetime.fromisoformat(meeting["scheduled_start"].replace("Z", "+00:00")) + timedelta(hours=3)
+    calendar_as_user(google).patch(calendarId="primary", eventId=meeting["google_event_id"], body={
+        "start": {"dateTime": iso(start)}, "end": {"dateTime": iso(start + timedelta(minutes=45))}}).execute()
+    internal("check", meeting["id"])  # moved in Google Calendar
+    calendar_as_user(google).delete(calendarId="primary", eventId=meeting["google_event_id"]).execute()
+    assert internal("check", meeting["id"])["status"] == "CANCELLED"  # deleted in Google Calendar
+    sweep()
+    events = [event for event, _ in drain(receiver, endpoint["secret"])]
+    assert [e["type"] for e in events] == ["meeting.created", "meeting.updated", "meeting.updated",
+                                           "meeting.cancelled"]
+    created, linked, moved, cancelled = (e["data"]["meeting"] for e in events)
+    assert created["meet_link"] is None and linked["meet_link"] and linked["meet_link"].startswith("https://meet.")
+    assert moved["scheduled_start"] == iso(start) and cancelled["cancelled_at"]
+
+
+def test_a_client_has_a_bounded_number_of_endpoints(client, monkeypatch):
+    from shared.services import webhooks
+
+    monkeypatch.setattr(webhooks, "MAX_ENDPOINTS", 2)
+    for _ in range(2):
+        client.endpoint("http://127.0.0.1:9/x")
+    refused = client.register("http://127.0.0.1:9/x")
+    assert refused.status_code == 409 and refused.get_json()["status"] == 409
+
+
+def test_a_malformed_encryption_key_fails_at_cold_start(function_env, monkeypatch):
+    from pydantic import ValidationError
+
+    from shared.settings import Settings
+
+    for bad in ("not-base64!", "c2hvcnQ=", f"{KEY},nope"):
+        monkeypatch.setenv("WEBHOOK_SECRETS_KEY", bad)
+        with pytest.raises(ValidationError, match="WEBHOOK_SECRETS_KEY") as refused:
+            Settings()
+        assert bad not in str(refused.value)

@@ -41,6 +41,11 @@ def insert_endpoint(cur, *, endpoint_id: str, client_id: str, url: str, event_ty
     return endpoint
 
 
+def count_endpoints(cur, client_id: str) -> int:
+    cur.execute("SELECT count(*) FROM webhook_endpoints WHERE client_id = :c", {"c": client_id})
+    return cur.fetchone()[0]
+
+
 def list_endpoints(cur, client_id: str) -> list[dict[str, Any]]:
     cur.execute(f"SELECT {_ENDPOINT} FROM webhook_endpoints e WHERE e.client_id = :c"
                 " ORDER BY e.created_at DESC, e.id DESC", {"c": client_id})
@@ -97,7 +102,7 @@ def disable_endpoint(cur, endpoint_id: str, *, now: datetime) -> None:
 def record_event(cur, *, meeting_id: str, client_id: str, type: str, body_for, now: datetime) -> tuple[str, int]:
     """Number and store one event of a meeting (its row lock is held), and a delivery per subscribed endpoint.
 
-    `body_for(event_id, sequence)` renders the body. The new deliveries are noted for after the commit.
+    `body_for(sequence)` renders the body. The new deliveries are noted for after the commit.
     """
     cur.execute("SELECT coalesce(max(sequence), 0) + 1 FROM webhook_events WHERE meeting_id = :m", {"m": meeting_id})
     sequence = cur.fetchone()[0]
@@ -106,7 +111,7 @@ def record_event(cur, *, meeting_id: str, client_id: str, type: str, body_for, n
         "INSERT INTO webhook_events (id, meeting_id, client_id, sequence, type, body, created_at)"
         " VALUES (:id, :m, :c, :seq, :type, :body, :now)",
         {"id": event_id, "m": meeting_id, "c": client_id, "seq": sequence, "type": type,
-         "body": body_for(event_id, sequence), "now": now})
+         "body": body_for(sequence), "now": now})
     cur.execute(
         "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, next_attempt_at)"
         " SELECT gen_random_uuid(), :event, e.id, :now FROM webhook_endpoints e"
