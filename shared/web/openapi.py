@@ -108,8 +108,8 @@ def document() -> dict[str, Any]:
 # --- push events: what a client's webhook endpoints receive (OpenAPI 3.1 `webhooks`) -------------------------
 
 _EVENT_SUMMARIES = {
-    EventType.MEETING_CREATED: "The meeting was created: its Calendar event (and, unless still pending, Meet link) exist",
-    EventType.MEETING_UPDATED: "Rescheduled or edited (PATCH), a pending Meet link filled in, or moved in Google Calendar",
+    EventType.MEETING_CREATED: "The meeting exists: its Calendar event and, unless still pending, its Meet link",
+    EventType.MEETING_UPDATED: "Rescheduled or edited (PATCH), a pending Meet link filled in, or moved in Google",
     EventType.MEETING_CANCELLED: "Cancelled through the API or in Google Calendar",
     EventType.MEETING_STARTED: "Meet reports a live conference (IN_PROGRESS)",
     EventType.MEETING_FINISHED: "The conference ended, or the slot and the grace period passed (FINISHED)",

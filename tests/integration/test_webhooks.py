@@ -161,11 +161,10 @@ def test_each_event_type_arrives_once_signed_with_a_growing_sequence(client, rec
     edited = step(["meeting.updated"])
     assert edited[0]["data"]["meeting"]["title"] == "Control"
 
+    doctor = {"kind": "signedin", "user_id": "111", "email": "doctor@clinica.com", "display_name": "Dra. Ruiz",
+              "sessions": [{"start": iso(now - timedelta(minutes=4)), "end": None}]}
     record = google.create_conference(meeting_code=meeting["meeting_code"], start_time=iso(now - timedelta(minutes=4)),
-                                      participants=[{"kind": "signedin", "user_id": "111", "email": "doctor@clinica.com",
-                                                     "display_name": "Dra. Ruiz",
-                                                     "sessions": [{"start": iso(now - timedelta(minutes=4)),
-                                                                   "end": None}]}])
+                                      participants=[doctor])
     assert internal("check", meeting["id"])["status"] == "IN_PROGRESS"
     started = step(["meeting.started"])
     internal("check", meeting["id"])
@@ -421,7 +420,8 @@ def test_a_failed_creation_makes_no_event(client, db, google):
     assert client.deliveries(endpoint["id"]) == []
     with db.transaction() as cur:
         cur.execute("SELECT count(*) FROM webhook_events e JOIN meetings m ON m.id = e.meeting_id"
-                    " WHERE m.client_id = (SELECT client_id FROM webhook_endpoints WHERE id = :e)", {"e": endpoint["id"]})
+                    " WHERE m.client_id = (SELECT client_id FROM webhook_endpoints WHERE id = :e)",
+                    {"e": endpoint["id"]})
         assert cur.fetchone()[0] == 0
 
 

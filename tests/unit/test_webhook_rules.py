@@ -160,3 +160,25 @@ def test_local_receivers_need_the_setting():
     public = parse_target("https://hooks.xoma.example/", allow_loopback=True)
     with pytest.raises(UnsafeTarget):
         check_addresses(public, ["127.0.0.1"])  # a public name resolving to loopback is still refused
+
+
+# --- the OpenAPI document ------------------------------------------------------------------------------------------
+
+def test_the_document_describes_every_event_and_the_webhook_routes():
+    from shared.web import openapi
+
+    doc = openapi.document()
+    assert set(doc["webhooks"]) == {t.value for t in EventType}
+    schemas = doc["components"]["schemas"]
+    for event_type, item in doc["webhooks"].items():
+        body = item["post"]["requestBody"]["content"]["application/json"]["schema"]["allOf"]
+        assert body[0]["$ref"].rsplit("/", 1)[-1] in schemas
+        assert body[1]["properties"]["type"]["const"] == event_type
+        assert {p["name"] for p in item["post"]["parameters"]} == {"webhook-id", "webhook-timestamp",
+                                                                   "webhook-signature"}
+    assert "recording" in schemas["RecordingEventData"]["properties"]
+    assert doc["paths"]["/v1/webhook-endpoints/{endpoint_id}"]["delete"]["responses"]["204"] == {
+        "description": "Done (no content)"}
+    created = schemas["WebhookEndpointCreated"]["properties"]
+    assert {"id", "url", "event_types", "description", "secret", "created_at", "disabled_at"} <= set(created)
+    assert not any(path.startswith("/internal") for path in doc["paths"])
