@@ -253,9 +253,9 @@ def update_meeting(meeting_id: str, patch: MeetingUpdate, *, principal: Principa
             people = [Participant(email=meeting.organizer_email, role="organizer"), *plan.invitees]
             after = after.but(participants=tuple(people))
         calendar.patch_event(after, plan.event_parts)
-        changed = change(cur, meeting, **plan.changes)
         if people is not None:
             repo.replace_invitees(cur, meeting_id, people)
+        changed = change(cur, meeting, **plan.changes)  # after the invitees, so its meeting.updated shows them
         if plan.rescheduled:
             moved = changed
     if moved is not None:

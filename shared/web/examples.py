@@ -114,3 +114,25 @@ def problem(status: int) -> dict:
     if errors is not None:
         body["errors"] = errors
     return body
+
+
+# --- webhooks ---------------------------------------------------------------------------------------------------
+ENDPOINT_ID: Any = "3f2b8c1e-5d4a-4e7b-9c6f-1a2b3c4d5e6f"
+DELIVERY_ID: Any = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+EVENT_ID: Any = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
+# The first example is a receiver on the machine of `make run` (which accepts loopback receivers), so "Try it out"
+# and generated collections work locally; in production the URL is https to a public host.
+WEBHOOK_CREATE_LOCAL: Any = {"url": "http://127.0.0.1:8099/webhooks/meet", "description": "Receptor local de pruebas"}
+WEBHOOK_CREATE: Any = {"url": "https://xoma.example.com/webhooks/meet",
+                       "event_types": ["meeting.finished", "attendance.updated", "recording.ready"],
+                       "description": "XOMA producción"}
+WEBHOOK_ENDPOINT: Any = {"id": ENDPOINT_ID, "url": WEBHOOK_CREATE["url"], "event_types": WEBHOOK_CREATE["event_types"],
+                         "description": WEBHOOK_CREATE["description"], "created_at": "2025-11-20T09:00:00Z",
+                         "disabled_at": None}
+WEBHOOK_SECRET: Any = {"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+WEBHOOK_CREATED: Any = dict(WEBHOOK_ENDPOINT, **WEBHOOK_SECRET)
+WEBHOOK_DELIVERY: Any = {"id": DELIVERY_ID, "event_id": EVENT_ID, "event_type": "meeting.finished",
+                         "meeting_id": MEETING_ID, "status": "delivered", "attempts": 1, "last_status_code": 200,
+                         "last_attempt_at": "2025-11-25T16:31:05Z", "next_attempt_at": None,
+                         "created_at": "2025-11-25T16:31:00Z"}
+WEBHOOK_DELIVERIES: Any = {"items": [WEBHOOK_DELIVERY], "next_page_token": None}

@@ -9,9 +9,11 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from shared.domain.events import EventType
 from shared.web import examples as ex
 from shared.web import models as m
 from shared.web.routes import ROUTES, Route
+from shared.web.webhook_models import EVENT_MODELS
 
 _REF = "#/components/schemas/{model}"
 _PROBLEM_DESCRIPTIONS = {
@@ -63,15 +65,25 @@ _BODY_EXAMPLES: dict[str, dict[str, Any]] = {
         "retitle": {"summary": "New title; null clears the description", "value": ex.RETITLE},
         "invitees": {"summary": "Replace the invitees (they are notified)", "value": ex.NEW_INVITEES},
     },
+    "createWebhookEndpoint": {
+        "local": {"summary": "A receiver on this machine (make run accepts loopback receivers)",
+                  "value": ex.WEBHOOK_CREATE_LOCAL},
+        "production": {"summary": "Every event to XOMA's https receiver", "value": ex.WEBHOOK_CREATE},
+    },
 }
 _RESPONSE_EXAMPLES: dict[str, Any] = {
     "createMeeting": ex.UPCOMING_MEETING, "updateMeeting": ex.RESCHEDULED_MEETING,
     "cancelMeeting": ex.CANCELLED_MEETING, "listMeetings": ex.PAGE, "getMeeting": ex.FINISHED_MEETING,
     "listParticipants": {"items": ex.PARTICIPANTS}, "listRecordings": {"items": ex.RECORDINGS},
     "health": ex.HEALTH,
+    "createWebhookEndpoint": ex.WEBHOOK_CREATED, "listWebhookEndpoints": {"items": [ex.WEBHOOK_ENDPOINT]},
+    "getWebhookEndpoint": ex.WEBHOOK_ENDPOINT, "rotateWebhookSecret": ex.WEBHOOK_SECRET,
+    "listWebhookDeliveries": ex.WEBHOOK_DELIVERIES,
+    "retryWebhookDelivery": dict(ex.WEBHOOK_DELIVERY, status="pending"),
     "openapi": {"openapi": "3.1.0", "info": {"title": "Meet middleware API", "version": "1.0.0"}, "paths": {}},
 }
-_PARAM_EXAMPLES: dict[str, Any] = {"meeting_id": ex.MEETING_ID, **ex.LIST_FILTERS}
+_PARAM_EXAMPLES: dict[str, Any] = {"meeting_id": ex.MEETING_ID, "endpoint_id": ex.ENDPOINT_ID,
+                                   "delivery_id": ex.DELIVERY_ID, **ex.LIST_FILTERS}
 _PARAM_DESCRIPTIONS = {"meeting_id": "The meeting's `id`"}
 
 
@@ -233,6 +245,7 @@ def document() -> dict[str, Any]:
             wanted.append((r.body, "validation"))
         if r.response is not None:
             wanted.append((r.response, "serialization"))
+    wanted += webhook_models()
     wanted = list(dict.fromkeys(wanted))
     keys, defs = models_json_schema(wanted, ref_template=_REF)
     names = {key: ref["$ref"].rsplit("/", 1)[-1] for key, ref in keys.items()}
@@ -241,6 +254,7 @@ def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
         paths.setdefault(r.path, {})[r.method.lower()] = _operation(r, names, schemas, problem_ref)
+    _no_content(paths)
     statuses = sorted({s for r in routes for s in r.errors} | {422})
     used = {tag_of(r.path) for r in routes}
     return {
@@ -252,6 +266,7 @@ def document() -> dict[str, Any]:
                                 "`application/problem+json` (RFC 9457)."},
         "tags": [{"name": name, "description": text} for name, _, text in _TAGS if name in used],
         "paths": paths,
+        "webhooks": webhooks_section(names),
         "components": {
             "schemas": schemas,
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
@@ -283,3 +298,69 @@ def served(base_url: str) -> dict[str, Any]:
     doc["servers"] = [{"url": base_url, "description": "The server this document was read from"}]
     return {"openapi": doc["openapi"], "info": doc["info"], "servers": doc["servers"],
             **{k: v for k, v in doc.items() if k not in ("openapi", "info", "servers")}}
+
+
+# --- push events: what a client's webhook endpoints receive (OpenAPI 3.1 `webhooks`) -------------------------
+
+_EVENT_SUMMARIES = {
+    EventType.MEETING_CREATED: "The meeting exists: its Calendar event and, unless still pending, its Meet link",
+    EventType.MEETING_UPDATED: "Rescheduled or edited (PATCH), a pending Meet link filled in, or moved in Google",
+    EventType.MEETING_CANCELLED: "Cancelled through the API or in Google Calendar",
+    EventType.MEETING_STARTED: "Meet reports a live conference (IN_PROGRESS)",
+    EventType.MEETING_FINISHED: "The conference ended, or the slot and the grace period passed (FINISHED)",
+    EventType.ATTENDANCE_UPDATED: "A recording sync changed who attended and for how long",
+    EventType.RECORDING_READY: "A recording's file reached FILE_GENERATED; `data.recording` is that recording",
+    EventType.TRANSCRIPT_READY: "A transcript's document reached FILE_GENERATED; `data.transcript` is that transcript",
+}
+_WEBHOOK_HEADERS = (
+    ("webhook-id", "The event's id, the same on every attempt of it: deduplicate on it.",
+     {"type": "string", "format": "uuid"}),
+    ("webhook-timestamp", "Unix seconds of this attempt; refuse a delivery more than 5 minutes off your clock.",
+     {"type": "string", "pattern": "^[0-9]+$"}),
+    ("webhook-signature", "Space-separated `v1,<base64 HMAC-SHA256>` entries, one per valid secret, over "
+     "`{webhook-id}.{webhook-timestamp}.{body}` keyed with the base64-decoded part of the secret after `whsec_` "
+     "(Standard Webhooks v1).", {"type": "string"}),
+)
+
+
+def webhook_models() -> list[tuple[type[BaseModel], Literal["validation", "serialization"]]]:
+    """The event bodies the document describes, for the shared schema generation."""
+    return [(model, "serialization") for model in dict.fromkeys(EVENT_MODELS.values())]
+
+
+def webhooks_section(names: dict[Any, str]) -> dict[str, Any]:
+    """One `post` per event type, as the middleware sends it to an endpoint subscribed to that type."""
+    out: dict[str, Any] = {}
+    for event_type, model in EVENT_MODELS.items():
+        ref = {"$ref": _REF.format(model=names[(model, "serialization")])}
+        out[event_type.value] = {"post": {
+            "operationId": "".join(p if i == 0 else p.capitalize()
+                                   for i, p in enumerate(event_type.value.split("."))) + "Event",
+            "summary": _EVENT_SUMMARIES[event_type],
+            "description": "Sent to every endpoint of the meeting's client that receives this event type. A 2xx "
+                           "answer within 15 s is delivered; 410 disables the endpoint; anything else is retried "
+                           "after about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h, then the delivery is failed.",
+            "tags": ["webhooks"],
+            "parameters": [{"name": name, "in": "header", "required": True, "description": text, "schema": schema}
+                           for name, text, schema in _WEBHOOK_HEADERS],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"allOf": [
+                ref, {"type": "object", "properties": {"type": {"const": event_type.value}}}]}}}},
+            "responses": {
+                "2XX": {"description": "Delivered"},
+                "410": {"description": "Gone: the endpoint is disabled and receives nothing more"},
+                "default": {"description": "Not delivered: retried on the schedule above"},
+            },
+        }}
+    return out
+
+
+def _no_content(paths: dict[str, dict[str, Any]]) -> None:
+    """A 204 answer has no body, so it declares no content."""
+    for item in paths.values():
+        for op in item.values():
+            if "204" in op["responses"]:
+                headers = op["responses"]["204"].get("headers")
+                done: dict[str, Any] = {"description": "Done (no content)"}
+                if headers:
+                    done["headers"] = headers
+                op["responses"]["204"] = done
