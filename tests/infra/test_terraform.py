@@ -23,8 +23,8 @@ INTERNAL = {"check_status", "sync_recordings"}
 REQUIRED_IN_CLOUD = {"CLOUD_SQL_INSTANCE", "DB_IAM_USER", "GOOGLE_DELEGATION_SA", "GOOGLE_CLOUD_PROJECT"}
 # Set in the cloud although they have defaults, because the deployment decides them.
 DEPLOYMENT_DECIDES = {"DB_NAME", "CLOUD_SQL_IP_TYPE", "DB_POOL_SIZE", "WORKSPACE_DOMAIN", "DEFAULT_CALENDAR_OWNER",
-                      "DEFAULT_TIME_ZONE", "GRACE_PERIOD_MINUTES", "LOG_LEVEL", "TASKS_QUEUE", "CHECK_STATUS_URL",
-                      "SYNC_RECORDINGS_URL", "TASKS_INVOKER_SA", "FIRESTORE_DATABASE"}
+                      "DEFAULT_TIME_ZONE", "DEFAULT_ROOM_ACCESS", "GRACE_PERIOD_MINUTES", "LOG_LEVEL", "TASKS_QUEUE",
+                      "CHECK_STATUS_URL", "SYNC_RECORDINGS_URL", "TASKS_INVOKER_SA", "FIRESTORE_DATABASE"}
 # Local-only switches: set in the cloud they would bypass Cloud SQL, Google or the real Cloud Tasks.
 LOCAL_ONLY = {"DATABASE_URL", "GOOGLE_API_ROOT", "TASKS_EMULATOR_HOST"}
 _OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True,

@@ -80,9 +80,11 @@ def test_a_masked_field_the_body_leaves_out_is_reset_and_star_replaces_the_confi
     spaces = client(google, "meet", "v2", DOCTOR, SETTINGS).spaces()
     name = spaces.get(name=f"spaces/{room}").execute()["name"]
     spaces.patch(name=name, body={"config": {"accessType": "OPEN", "moderation": "ON"}}).execute()
-    assert google.space(room)["config"]["accessType"] == "OPEN" and google.space(room)["config"]["moderation"] == "ON"
+    config = google.space(room)["config"]
+    assert config["accessType"] == "OPEN" and config["moderation"] == "ON"
     spaces.patch(name=name, body={"config": {}}, updateMask="config.accessType").execute()
-    assert google.space(room)["config"]["accessType"] == "TRUSTED" and google.space(room)["config"]["moderation"] == "ON"
+    config = google.space(room)["config"]
+    assert config["accessType"] == "TRUSTED" and config["moderation"] == "ON"
     spaces.patch(name=name, body={"config": {"accessType": "RESTRICTED"}}, updateMask="*").execute()
     config = google.space(room)["config"]
     assert config["accessType"] == "RESTRICTED" and config["moderation"] == "OFF"
@@ -147,12 +149,14 @@ def test_freebusy_answers_each_calendars_busy_periods_clipped_to_the_range(googl
     """freebusy.query (calendar.v3): `calendars` keyed by the ids asked for, each with `busy` periods; an event
     marked free (`transparency: transparent`) or cancelled does not make the calendar busy."""
     events = client(google, "calendar", "v3", DOCTOR, AUTH + "calendar.events").events()
-    events.insert(calendarId="primary", body=event("evt00001", "2030-01-10T09:00:00Z", "2030-01-10T10:00:00Z")).execute()
+    events.insert(calendarId="primary",
+                  body=event("evt00001", "2030-01-10T09:00:00Z", "2030-01-10T10:00:00Z")).execute()
     events.insert(calendarId="primary", body=event("evt00002", "2030-01-10T11:00:00-05:00",
                                                    "2030-01-10T11:30:00-05:00")).execute()
     events.insert(calendarId="primary", body=event("free0001", "2030-01-10T12:00:00Z", "2030-01-10T13:00:00Z",
                                                    transparency="transparent")).execute()
-    events.insert(calendarId="primary", body=event("gone0001", "2030-01-10T13:00:00Z", "2030-01-10T14:00:00Z")).execute()
+    events.insert(calendarId="primary",
+                  body=event("gone0001", "2030-01-10T13:00:00Z", "2030-01-10T14:00:00Z")).execute()
     events.delete(calendarId="primary", eventId="gone0001").execute()
     freebusy = client(google, "calendar", "v3", DOCTOR, FREEBUSY).freebusy()
     answer = freebusy.query(body={"timeMin": "2030-01-10T09:30:00Z", "timeMax": "2030-01-11T00:00:00Z",
