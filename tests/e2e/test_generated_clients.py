@@ -73,7 +73,7 @@ def test_a_client_generated_with_openapi_python_client_works_as_generated(stack,
 
 # The order an integrator runs them in: create first, then the reads, then the reschedule, then the cancel.
 ORDER = ["createMeeting", "listMeetings", "getMeeting", "listParticipants", "listRecordings", "updateMeeting",
-         "cancelMeeting", "health", "openapi", "docs", "docsAsset"]
+         "cancelMeeting", "getAvailability", "health", "openapi", "docs", "docsAsset"]
 # After the create, the collection works on the meeting it made: Postman's usual chaining through a variable.
 CAPTURE_ID = "pm.collectionVariables.set('meeting_id', pm.response.json().id);"
 
