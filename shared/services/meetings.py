@@ -201,8 +201,7 @@ def _complete(meeting_id: str, *, db: Database, calendar: CalendarPort, settings
         meeting = repo.get_meeting(cur, meeting_id, lock=True)
         assert meeting is not None  # reserved above; meetings are never deleted
         if meeting.status == Status.PENDING:
-            done = finish_creation(cur, meeting, calendar=calendar, settings=settings, now=now)
-            return room_service.apply_policy(cur, done, meet=meet, now=now)
+            return finish_creation(cur, meeting, calendar=calendar, settings=settings, now=now, meet=meet)
         if meeting.status in (Status.CREATED, Status.SCHEDULED) and meeting.conference_status == "pending":
             event = calendar.get_event(meeting)
             if event is not None:
@@ -212,8 +211,10 @@ def _complete(meeting_id: str, *, db: Database, calendar: CalendarPort, settings
     return None
 
 
-def finish_creation(cur, meeting: Meeting, *, calendar: CalendarPort, settings: Settings, now: datetime) -> Meeting:
-    """Insert (or find) the event of a locked PENDING meeting and record the outcome: CREATED or FAILED.
+def finish_creation(cur, meeting: Meeting, *, calendar: CalendarPort, settings: Settings, now: datetime,
+                    meet=None) -> Meeting:
+    """Insert (or find) the event of a locked PENDING meeting and record the outcome: CREATED (with its room policy
+    applied through `meet`, or PENDING for the status check) or FAILED.
 
     Google refusing for good (the calendar owner's identity refused, an id taken by a cancelled event, any other
     4xx) fails the meeting in this transaction, so no retry loop is left behind; the same reference tried again
@@ -231,10 +232,13 @@ def finish_creation(cur, meeting: Meeting, *, calendar: CalendarPort, settings: 
                       next_sync_at=None)
     conference = event.conference
     if conference.status in ("success", "pending"):
-        created = change(cur, meeting, to=Status.CREATED, google_event_id=event.id, meet_link=conference.link,
-                         meeting_code=conference.code, conference_status=conference.status,
-                         next_check_at=schedule.next_check(Status.CREATED, meeting.scheduled_start,
-                                                           meeting.scheduled_end, now))
+        fields = dict(google_event_id=event.id, meet_link=conference.link, meeting_code=conference.code,
+                      conference_status=conference.status,
+                      next_check_at=schedule.next_check(Status.CREATED, meeting.scheduled_start,
+                                                        meeting.scheduled_end, now))
+        # The room policy is applied now that the space exists, and its state written with the rest.
+        fields.update(room_service.room_fields(meeting.but(status=Status.CREATED, **fields), meet=meet, now=now))
+        created = change(cur, meeting, to=Status.CREATED, **fields)
         log.info("meeting created", extra={"meeting_id": meeting.id, "status": conference.status})
         return created
     # No Meet conference could be made: remove the event, so the meeting is visibly unusable and retryable.

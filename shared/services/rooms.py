@@ -14,16 +14,23 @@ log = logging.getLogger(__name__)
 
 
 def apply_policy(cur, meeting: Meeting, *, meet, now: datetime, space: MeetSpace | None = None) -> Meeting:
-    """Make the Meet space of a live, locked meeting match its policy, with `spaces.patch` of the differing fields
-    only; returns the meeting with its room state: APPLIED, PENDING (no link yet, Google unavailable, the space not
-    found yet: the status check tries again soon) or FAILED (Google refused: logged, the meeting stays usable).
+    """Make the Meet space of a live, locked meeting match its policy and record the outcome (room_fields)."""
+    fields = room_fields(meeting, meet=meet, now=now, space=space)
+    return change(cur, meeting, **fields) if fields else meeting
 
-    `space` is the space as the caller just read it, if it did. A FAILED policy is left alone until a PATCH of
-    `room` asks again, so a refusal never turns into a loop.
+
+def room_fields(meeting: Meeting, *, meet, now: datetime, space: MeetSpace | None = None) -> dict:
+    """Try to bring the Meet space of a live meeting in line with its policy, with `spaces.patch` of the differing
+    fields only, and return the room columns to write: APPLIED; PENDING (no link yet, Google unavailable, the space
+    not found yet: the next status check is brought within minutes); or FAILED (Google refused: logged, the
+    meeting stays usable). Nothing for a meeting without a policy, not live, or whose policy FAILED: that is left
+    alone until a PATCH of `room` asks again, so a refusal never turns into a loop.
+
+    `space` is the space as the caller just read it, if it did. Google is called; nothing is written here.
     """
     policy = meeting.room
     if policy is None or meeting.status not in LIVE or meeting.room_state == rooms.FAILED:
-        return meeting
+        return {}
     state = rooms.PENDING
     if meet is not None and meeting.meeting_code:
         try:
@@ -40,7 +47,7 @@ def apply_policy(cur, meeting: Meeting, *, meet, now: datetime, space: MeetSpace
     if state == rooms.PENDING:
         soon = now + rooms.RECHECK
         fields["next_check_at"] = min(meeting.next_check_at, soon) if meeting.next_check_at else soon
-    return change(cur, meeting, **fields)
+    return fields
 
 
 def _apply(meeting: Meeting, policy, *, meet, space: MeetSpace | None) -> str:

@@ -37,8 +37,8 @@ def check_meeting(meeting_id: str, *, schedule_version: int | None, db, calendar
             return summary.model_copy(update={"outcome": "skipped", "detail": f"the meeting is {meeting.status.value}"})
         if meeting.status == Status.PENDING:
             # Left half-created (a crash, or Google down during the create): finish it, or fail it.
-            done = finish_creation(cur, meeting, calendar=calendar, settings=settings, now=now)
-            done = rooms.apply_policy(cur, change(cur, done, last_checked_at=now), meet=meet, now=now)
+            done = finish_creation(cur, meeting, calendar=calendar, settings=settings, now=now, meet=meet)
+            done = change(cur, done, last_checked_at=now)
             if done.status != Status.FAILED:
                 moved = done
             summary = summary.model_copy(update={

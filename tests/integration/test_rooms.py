@@ -228,3 +228,31 @@ def test_a_replay_is_the_same_meeting_and_another_room_is_another_body(api, goog
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.get_json()["id"] == first.get_json()["id"] and google.call_count("meet.spaces.patch") == 1
     assert api.post(dict(request, room={"auto_recording": False})).status_code == 409
+
+
+def test_a_creation_the_status_check_finishes_gets_its_room_policy_too(api, google, check):
+    google.add_fault(503, operation="calendar.events.insert", count=None)
+    request = body()
+    assert api.post(request).status_code == 503
+    google.clear_faults()
+    [pending] = api.get(f"/v1/meetings?external_reference={request['external_reference']}").get_json()["items"]
+    assert pending["status"] == "PENDING" and pending["room"]["state"] == "PENDING"
+    assert check(pending["id"]).get_json()["status"] == "CREATED"
+    done = api.get(f"/v1/meetings/{pending['id']}").get_json()
+    assert done["room"] == dict(DEFAULT_ROOM, state="APPLIED")
+    assert google.space(done["meeting_code"])["config"]["accessType"] == "RESTRICTED"
+
+
+def test_a_meeting_made_before_room_policies_is_left_alone_until_a_patch_gives_it_one(api, google, check, db):
+    meeting = api.post(body()).get_json()
+    with db.transaction() as cur:  # as migration 0006 leaves the meetings made before it
+        cur.execute("UPDATE meetings SET room_access_type = NULL, room_auto_recording = NULL,"
+                    " room_auto_transcription = NULL, room_state = NULL WHERE id = :id", {"id": meeting["id"]})
+    google.change_space_config(meeting["meeting_code"], {"accessType": "OPEN"})
+    assert api.get(f"/v1/meetings/{meeting['id']}").get_json()["room"] is None
+    calls = google.call_count("meet.spaces.patch")
+    assert check(meeting["id"]).status_code == 200 and google.call_count("meet.spaces.patch") == calls
+    assert google.space(meeting["meeting_code"])["config"]["accessType"] == "OPEN"
+    given = api.patch(meeting["id"], {"room": {"auto_recording": True}}).get_json()
+    assert given["room"] == dict(DEFAULT_ROOM, auto_recording=True, state="APPLIED")
+    assert google.space(meeting["meeting_code"])["config"]["accessType"] == "RESTRICTED"
