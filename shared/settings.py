@@ -53,7 +53,19 @@ class FirestoreSettings(BaseSettings):
     gcp_project: str | None = Field(None, alias="GOOGLE_CLOUD_PROJECT")
 
 
-class Settings(DatabaseSettings, FirestoreSettings):
+class TasksSettings(BaseSettings):
+    """Where one meeting's background work is enqueued (Cloud Tasks) and which URLs and identity it calls."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
+
+    tasks_queue: str | None = Field(None, description="projects/P/locations/L/queues/Q; Cloud Tasks off when unset")
+    tasks_emulator_host: str | None = Field(None, description="host:port of a local Cloud Tasks emulator")
+    check_status_url: str | None = None
+    sync_recordings_url: str | None = None
+    tasks_invoker_sa: str | None = Field(None, description="the account whose OIDC tokens invoke internal functions")
+
+
+class Settings(DatabaseSettings, FirestoreSettings, TasksSettings):
     """Every knob of the product; names are the environment variables, upper-cased."""
 
     # Google: GOOGLE_API_ROOT points every API at a Google-compatible root (the local fake).
@@ -69,11 +81,6 @@ class Settings(DatabaseSettings, FirestoreSettings):
     conference_poll_interval_seconds: float = Field(0.5, gt=0)
 
     # Background work: Cloud Tasks for one meeting, Cloud Scheduler sweeps, the Firestore ledger.
-    tasks_queue: str | None = Field(None, description="projects/P/locations/L/queues/Q; Cloud Tasks off when unset")
-    tasks_emulator_host: str | None = Field(None, description="host:port of a local Cloud Tasks emulator")
-    check_status_url: str | None = None
-    sync_recordings_url: str | None = None
-    tasks_invoker_sa: str | None = Field(None, description="the account whose OIDC tokens invoke internal functions")
     oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     oidc_audiences: list[str] = Field(default_factory=list, description="further accepted OIDC audiences")
     status_check_delay_minutes: int = Field(5, ge=0, description="first status check after scheduled_end")

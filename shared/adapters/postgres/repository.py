@@ -199,6 +199,14 @@ def due_for(cur, column: str, now: datetime, limit: int) -> list[dict[str, Any]]
             for row in cur.fetchall()]
 
 
+def scheduled_between(cur, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The meetings whose slot starts in [start, end), oldest first (an operator's backfill)."""
+    cur.execute("SELECT id, schedule_version, sync_attempts FROM meetings"
+                " WHERE scheduled_start >= :start AND scheduled_start < :end ORDER BY scheduled_start, id",
+                {"start": start, "end": end})
+    return [{"id": str(row[0]), "schedule_version": row[1], "sync_attempts": row[2]} for row in cur.fetchall()]
+
+
 def postpone(cur, ids: list[str], column: str, until: datetime) -> None:
     """Push the due time of handed-out rows forward, so a lost task is retried by a later sweep, not the next."""
     if column not in ("next_check_at", "next_sync_at"):
