@@ -184,6 +184,7 @@ def slots_between(cur, organizer: str, start: datetime, end: datetime, *,
         {"org": organizer, "start": start, "end": end, "earliest": start - MAX_DURATION, "exclude": exclude_id})
     return [(row[0], row[1]) for row in cur.fetchall()]
 
+
 DUE_SQL = {
     "next_check_at": f"SELECT id, schedule_version, sync_attempts, next_check_at AS due_at FROM meetings"
                      f" WHERE status IN {_CHECKABLE} AND next_check_at <= :now ORDER BY next_check_at LIMIT :limit",
