@@ -109,6 +109,9 @@ class Settings(DatabaseSettings, FirestoreSettings, TasksSettings):
     default_duration_minutes: int = Field(30, ge=1, le=24 * 60)
     grace_period_minutes: int = Field(60, ge=0)
     default_title: str = "Video appointment"
+    default_room_access: Literal["OPEN", "TRUSTED", "RESTRICTED"] = Field(
+        "RESTRICTED", description="who enters a meeting's Meet room without knocking when the request names no one: "
+                                  "RESTRICTED, only invitees")
 
     # HTTP.
     max_body_bytes: int = 64 * 1024

@@ -110,6 +110,7 @@ locals {
     WORKSPACE_DOMAIN       = var.workspace_domain
     DEFAULT_CALENDAR_OWNER = var.default_calendar_owner
     DEFAULT_TIME_ZONE      = var.default_time_zone
+    DEFAULT_ROOM_ACCESS    = var.default_room_access
     GRACE_PERIOD_MINUTES   = tostring(var.grace_period_minutes)
     LOG_LEVEL              = var.log_level
     TASKS_QUEUE            = google_cloud_tasks_queue.background.id

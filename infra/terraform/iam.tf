@@ -13,12 +13,14 @@
 locals {
   # The OAuth scopes the Workspace admin authorises for the delegation account's client id (output
   # delegation_scopes). Must equal shared.adapters.google.SCOPES (a test holds them together): a scope the code adds
-  # (e.g. meetings.space.settings) is added here too, and then authorised again in the admin console.
+  # is added here too, and then authorised again in the admin console.
   workspace_scopes = [
     "https://www.googleapis.com/auth/calendar.events",
     "https://www.googleapis.com/auth/meetings.space.readonly",
     "https://www.googleapis.com/auth/drive.meet.readonly",
     "https://www.googleapis.com/auth/directory.readonly",
+    "https://www.googleapis.com/auth/calendar.freebusy",
+    "https://www.googleapis.com/auth/meetings.space.settings",
   ]
   runtime_member  = "serviceAccount:${google_service_account.runtime.email}"
   migrator_member = "serviceAccount:${google_service_account.migrator.email}"

@@ -53,6 +53,17 @@ variable "default_time_zone" {
   default     = "America/Bogota"
 }
 
+variable "default_room_access" {
+  type        = string
+  description = "Who enters a meeting's Meet room without knocking when the request names no one: OPEN, TRUSTED or RESTRICTED (only invitees)."
+  default     = "RESTRICTED"
+
+  validation {
+    condition     = contains(["OPEN", "TRUSTED", "RESTRICTED"], var.default_room_access)
+    error_message = "default_room_access must be OPEN, TRUSTED or RESTRICTED."
+  }
+}
+
 variable "grace_period_minutes" {
   type        = number
   description = "Minutes after scheduled_end before a meeting Meet never saw is marked FINISHED."

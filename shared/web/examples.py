@@ -24,6 +24,12 @@ UPCOMING_END = f"{_YEAR}-11-25T15:30:00Z"
 UPCOMING: Any = dict(SEED, scheduled_start=UPCOMING_START, scheduled_end=UPCOMING_END,
                 external_reference="xoma_appointment_1235")
 RESCHEDULE: Any = {"scheduled_start": f"{_YEAR}-11-26T16:00:00Z"}
+# A room only the invitees enter, recorded by Meet, in a slot refused if the doctor is busy then.
+ROOM: Any = {"access_type": "RESTRICTED", "auto_recording": True, "auto_transcription": False}
+PROTECTED: Any = dict(SEED, scheduled_start=f"{_YEAR}-11-25T18:00:00Z", scheduled_end=f"{_YEAR}-11-25T18:30:00Z",
+                      external_reference="xoma_appointment_1236", room=ROOM, reject_conflicts=True)
+ROOM_CHANGE: Any = {"room": {"auto_transcription": True}}
+RESCHEDULE_IF_FREE: Any = {"scheduled_start": f"{_YEAR}-11-27T16:00:00Z", "reject_conflicts": True}
 RETITLE: Any = {"title": "Control de seguimiento", "description": None}
 NEW_INVITEES: Any = {"invited_emails": ["paciente@correo.com", "acompanante@correo.com"]}
 
@@ -71,6 +77,7 @@ MEETING: Any = {
                      for p in PARTICIPANTS],
     "recordings": [],
     "transcripts": [],
+    "room": {"access_type": "RESTRICTED", "auto_recording": False, "auto_transcription": False, "state": "APPLIED"},
     "created_at": "2025-11-20T09:12:31Z",
     "updated_at": "2025-11-20T09:12:33Z",
     "cancelled_at": None,
@@ -91,6 +98,15 @@ LIST_FILTERS: Any = {"status": "CREATED", "organizer_email": SEED["organizer_ema
                 "external_reference": UPCOMING["external_reference"], "scheduled_from": f"{_YEAR}-11-01T00:00:00Z",
                 "scheduled_to": f"{_YEAR}-12-01T00:00:00Z", "page_size": 20, "page_token": PAGE_TOKEN}
 HEALTH: Any = {"status": "ok", "database": "ok", "version": "1.0.0"}
+ROOM_APPLIED: Any = MEETING["room"]
+AVAILABILITY_QUERY: Any = {"email": SEED["organizer_email"], "from": f"{_YEAR}-11-25T00:00:00Z",
+                           "to": f"{_YEAR}-11-26T00:00:00Z"}
+AVAILABILITY: Any = dict(AVAILABILITY_QUERY, busy=[{"start": UPCOMING_START, "end": UPCOMING_END},
+                                                   {"start": f"{_YEAR}-11-25T18:00:00Z",
+                                                    "end": f"{_YEAR}-11-25T19:30:00Z"}])
+BUSY: Any = {"type": "urn:meet-middleware:problem:conflict", "title": "Conflict", "status": 409,
+             "detail": "The organizer is busy at some moment of this slot.",
+             "conflicts": [{"start": f"{_YEAR}-11-25T18:00:00Z", "end": f"{_YEAR}-11-25T18:15:00Z"}]}
 
 # One problem per status the API answers, as it words them.
 PROBLEMS: Any = {

@@ -18,7 +18,9 @@ from shared.web.webhook_models import EVENT_MODELS
 _REF = "#/components/schemas/{model}"
 _PROBLEM_DESCRIPTIONS = {
     400: "Malformed JSON", 401: "Missing or unknown API key", 403: "Not allowed for this key",
-    404: "Unknown meeting or route", 409: "Conflicts with the meeting's state or reference",
+    404: "Unknown meeting or route",
+    409: "Conflicts with the meeting's state or reference, or (with `reject_conflicts`) the organizer is busy in "
+         "the slot: see `conflicts`",
     413: "Body too large", 415: "Body is not application/json", 422: "Invalid input (see `errors`)",
     502: "Google refused the operation", 503: "Google or the database unavailable; retry after `Retry-After`",
 }
@@ -59,11 +61,16 @@ _BODY_EXAMPLES: dict[str, dict[str, Any]] = {
                      "value": ex.UPCOMING},
         "seed": {"summary": "XOMA's body as sent today (its slot is past: the meeting is soon FINISHED)",
                  "value": ex.SEED},
+        "protected": {"summary": "A room only invitees enter, recorded by Meet; refused (409) if the doctor is busy "
+                                 "then", "value": ex.PROTECTED},
     },
     "updateMeeting": {
         "reschedule": {"summary": "Move it, keeping its duration", "value": ex.RESCHEDULE},
         "retitle": {"summary": "New title; null clears the description", "value": ex.RETITLE},
         "invitees": {"summary": "Replace the invitees (they are notified)", "value": ex.NEW_INVITEES},
+        "room": {"summary": "Change the room's policy (the other fields keep theirs)", "value": ex.ROOM_CHANGE},
+        "reschedule_if_free": {"summary": "Move it only if the doctor is free then (else 409 with the conflicts)",
+                               "value": ex.RESCHEDULE_IF_FREE},
     },
     "createWebhookEndpoint": {
         "local": {"summary": "A receiver on this machine (make run accepts loopback receivers)",
@@ -75,7 +82,7 @@ _RESPONSE_EXAMPLES: dict[str, Any] = {
     "createMeeting": ex.UPCOMING_MEETING, "updateMeeting": ex.RESCHEDULED_MEETING,
     "cancelMeeting": ex.CANCELLED_MEETING, "listMeetings": ex.PAGE, "getMeeting": ex.FINISHED_MEETING,
     "listParticipants": {"items": ex.PARTICIPANTS}, "listRecordings": {"items": ex.RECORDINGS},
-    "health": ex.HEALTH,
+    "getAvailability": ex.AVAILABILITY, "health": ex.HEALTH,
     "createWebhookEndpoint": ex.WEBHOOK_CREATED, "listWebhookEndpoints": {"items": [ex.WEBHOOK_ENDPOINT]},
     "getWebhookEndpoint": ex.WEBHOOK_ENDPOINT, "rotateWebhookSecret": ex.WEBHOOK_SECRET,
     "listWebhookDeliveries": ex.WEBHOOK_DELIVERIES,
@@ -83,7 +90,9 @@ _RESPONSE_EXAMPLES: dict[str, Any] = {
     "openapi": {"openapi": "3.1.0", "info": {"title": "Meet middleware API", "version": "1.0.0"}, "paths": {}},
 }
 _PARAM_EXAMPLES: dict[str, Any] = {"meeting_id": ex.MEETING_ID, "endpoint_id": ex.ENDPOINT_ID,
-                                   "delivery_id": ex.DELIVERY_ID, **ex.LIST_FILTERS}
+                                   "delivery_id": ex.DELIVERY_ID, **ex.LIST_FILTERS, **ex.AVAILABILITY_QUERY}
+# A refusal whose example says more on one operation than the generic one: a busy slot on create and reschedule.
+_PROBLEM_EXAMPLES: dict[tuple[str, int], Any] = {("createMeeting", 409): ex.BUSY, ("updateMeeting", 409): ex.BUSY}
 _PARAM_DESCRIPTIONS = {"meeting_id": "The meeting's `id`"}
 
 
@@ -132,9 +141,10 @@ def _headers(*names: str) -> dict[str, Any]:
     return {name: _HEADERS[name] for name in names}
 
 
-def _problem(status: int, problem_ref: dict[str, str], *, replayable: bool = False) -> dict[str, Any]:
+def _problem(status: int, problem_ref: dict[str, str], *, replayable: bool = False,
+             example: Any = None) -> dict[str, Any]:
     response: dict[str, Any] = {"description": _PROBLEM_DESCRIPTIONS.get(status, "Problem"), "content": {
-        "application/problem+json": {"schema": problem_ref, "example": ex.problem(status)}}}
+        "application/problem+json": {"schema": problem_ref, "example": example or ex.problem(status)}}}
     headers = {401: _headers("WWW-Authenticate"), 503: _headers("Retry-After")}.get(status, {})
     if replayable:
         headers = {**headers, **_headers("Idempotent-Replayed")}
@@ -219,7 +229,8 @@ def _operation(route: Route, names: dict[Any, str], defs: dict[str, Any],
     errors = route.errors if not idempotent or 422 in route.errors else (*route.errors, 422)
     for status in sorted(errors):
         if idempotent and status in _REPLAYABLE:
-            op["responses"][str(status)] = _problem(status, problem_ref, replayable=True)
+            op["responses"][str(status)] = _problem(status, problem_ref, replayable=True,
+                                                    example=_PROBLEM_EXAMPLES.get((route.operation_id, status)))
         else:
             op["responses"][str(status)] = {"$ref": f"#/components/responses/Problem{status}"}
     if route.operation_id == "health":
@@ -261,7 +272,9 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Meet middleware API", "version": "1.0.0",
                  "description": "Google Meet video appointments for XOMA: create, read, list, reschedule, cancel, "
-                                "and afterwards attendance and recordings. Every operation but health and "
+                                "and afterwards attendance and recordings; patient-safe rooms (who enters without "
+                                "knocking, automatic recording and transcripts) and clinicians' availability, with "
+                                "busy slots refused on request. Every operation but health and "
                                 "documentation needs `Authorization: Bearer <api key>`; errors are "
                                 "`application/problem+json` (RFC 9457)."},
         "tags": [{"name": name, "description": text} for name, _, text in _TAGS if name in used],

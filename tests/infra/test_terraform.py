@@ -23,9 +23,9 @@ INTERNAL = {"check_status", "sync_recordings", "deliver_webhooks"}
 REQUIRED_IN_CLOUD = {"CLOUD_SQL_INSTANCE", "DB_IAM_USER", "GOOGLE_DELEGATION_SA", "GOOGLE_CLOUD_PROJECT"}
 # Set in the cloud although they have defaults, because the deployment decides them.
 DEPLOYMENT_DECIDES = {"DB_NAME", "CLOUD_SQL_IP_TYPE", "DB_POOL_SIZE", "WORKSPACE_DOMAIN", "DEFAULT_CALENDAR_OWNER",
-                      "DEFAULT_TIME_ZONE", "GRACE_PERIOD_MINUTES", "LOG_LEVEL", "TASKS_QUEUE", "CHECK_STATUS_URL",
-                      "SYNC_RECORDINGS_URL", "TASKS_INVOKER_SA", "FIRESTORE_DATABASE", "WEBHOOK_TASKS_QUEUE",
-                      "DELIVER_WEBHOOKS_URL"}
+                      "DEFAULT_TIME_ZONE", "DEFAULT_ROOM_ACCESS", "GRACE_PERIOD_MINUTES", "LOG_LEVEL", "TASKS_QUEUE",
+                      "CHECK_STATUS_URL", "SYNC_RECORDINGS_URL", "TASKS_INVOKER_SA", "FIRESTORE_DATABASE",
+                      "WEBHOOK_TASKS_QUEUE", "DELIVER_WEBHOOKS_URL"}
 # Local-only switches: set in the cloud they would bypass Cloud SQL, Google or the real Cloud Tasks.
 LOCAL_ONLY = {"DATABASE_URL", "GOOGLE_API_ROOT", "TASKS_EMULATOR_HOST", "WEBHOOK_ALLOW_LOOPBACK_HTTP"}
 # Secrets: mounted from Secret Manager (secret_environment_variables), never plain environment.
