@@ -50,6 +50,8 @@ _NOT_CONTENT = frozenset({
     "schedule_version", "failure_reason", "created_at", "updated_at", "cancelled_at", "finished_at",
     "next_check_at", "last_checked_at", "next_sync_at", "last_synced_at", "sync_attempts",
     "participants", "recordings", "transcripts",
+    # Applying the room policy in Google (PENDING, APPLIED, FAILED) is bookkeeping; the policy itself is content.
+    "room_state",
 })
 CONTENT = tuple(f.name for f in dataclasses.fields(Meeting) if f.name not in _NOT_CONTENT)
 

@@ -61,7 +61,8 @@ def test_what_counts_as_the_meetings_content_is_a_decision():
     """A new column of Meeting is content (an edit makes meeting.updated) unless it is listed as bookkeeping."""
     assert set(events.CONTENT) == {"organizer_email", "title", "description", "time_zone", "scheduled_start",
                                    "scheduled_end", "external_reference", "google_event_id", "meet_link",
-                                   "meeting_code"}
+                                   "meeting_code", "room_access_type", "room_auto_recording",
+                                   "room_auto_transcription"}
 
 
 def test_attendance_and_files_are_reported_once():
@@ -177,8 +178,9 @@ def test_the_document_describes_every_event_and_the_webhook_routes():
         assert {p["name"] for p in item["post"]["parameters"]} == {"webhook-id", "webhook-timestamp",
                                                                    "webhook-signature"}
     assert "recording" in schemas["RecordingEventData"]["properties"]
-    assert doc["paths"]["/v1/webhook-endpoints/{endpoint_id}"]["delete"]["responses"]["204"] == {
-        "description": "Done (no content)"}
+    deleted = doc["paths"]["/v1/webhook-endpoints/{endpoint_id}"]["delete"]["responses"]["204"]
+    assert deleted["description"] == "Done (no content)" and "content" not in deleted
+    assert set(deleted.get("headers", {})) <= {"Idempotent-Replayed"}
     created = schemas["WebhookEndpointCreated"]["properties"]
     assert {"id", "url", "event_types", "description", "secret", "created_at", "disabled_at"} <= set(created)
     assert not any(path.startswith("/internal") for path in doc["paths"])
