@@ -110,10 +110,12 @@ UtcDatetime = Annotated[datetime, PlainSerializer(_utc, return_type=str, when_us
 # An RFC 3339 date-time, or the same without seconds or without an offset (then read in the meeting's time zone):
 # only the first form is `format: date-time`, so the schema says both rather than refuse what the API accepts.
 InputDatetime = Annotated[datetime, BeforeValidator(_datetime_text), WithJsonSchema({
-    "anyOf": [{"type": "string", "format": "date-time"},
-              {"type": "string", "pattern": f"^{_DATETIME}$"}],
+    # Appointments fall from 2000 to five years ahead (a 422 outside): the schema says 20xx, so generated clients
+    # and test data stay near what the API accepts.
+    "anyOf": [{"type": "string", "format": "date-time", "pattern": "^20[0-9]{2}-"},
+              {"type": "string", "pattern": "^20\\d{2}" + _DATETIME[len(r"\d{4}"):] + "$"}],
     "description": "RFC 3339 date-time such as 2025-11-25T15:00:00Z; without an offset it is read in the meeting's "
-                   "time zone"})]
+                   "time zone. Scheduled times are from 2000-01-01 to five years from now"})]
 
 
 
