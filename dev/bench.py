@@ -746,7 +746,7 @@ class SweepTable:
                 top = plan[0]["Plan"]
                 plans[label] = {"buffers": top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0),
                                 "ms": round(plan[0]["Execution Time"], 3)}
-        # The same read as it was before migration 0006: the index dropped in a transaction that is rolled back.
+        # The same read as it was before migration 0007: the index dropped in a transaction that is rolled back.
         try:
             with self.deps.db.transaction() as cur:
                 cur.execute("DROP INDEX participants_meeting_idx")
@@ -755,7 +755,7 @@ class SweepTable:
                 plan = cur.fetchone()[0]
                 plan = json.loads(plan) if isinstance(plan, str) else plan
                 top = plan[0]["Plan"]
-                plans["meeting read before 0006"] = {
+                plans["meeting read before 0007"] = {
                     "buffers": top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0),
                     "ms": round(plan[0]["Execution Time"], 3)}
                 raise _Undo

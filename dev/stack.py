@@ -40,6 +40,7 @@ def wait_for_port(port: int, process: subprocess.Popen | None, timeout: float, n
 
 
 PROJECT, LOCATION, QUEUE = "local-dev", "us-central1", "meet-tasks"
+WEBHOOK_QUEUE = "meet-webhooks"
 from shared.settings import LOCAL_DELEGATION_SA, LOCAL_SIGNING_KEY  # noqa: E402  (one source for both)
 
 
@@ -130,12 +131,26 @@ def ensure_key(db_url: str, path: Path, *, name: str = "local-dev", role: str = 
         db.close()
 
 
+def webhook_env(state: Path, base: str) -> dict[str, str]:
+    """Webhooks as in the cloud, with a local encryption key kept under the state dir and local receivers allowed."""
+    from shared.adapters.secret_box import new_key
+
+    path = state / "webhook-secrets-key"
+    if not path.exists():
+        path.write_text(new_key())
+        path.chmod(0o600)
+    return {"WEBHOOK_SECRETS_KEY": os.environ.get("WEBHOOK_SECRETS_KEY") or path.read_text().strip(),
+            "WEBHOOK_TASKS_QUEUE": f"projects/{PROJECT}/locations/{LOCATION}/queues/{WEBHOOK_QUEUE}",
+            "DELIVER_WEBHOOKS_URL": f"{base}/internal/deliver-webhooks",
+            "WEBHOOK_ALLOW_LOOPBACK_HTTP": os.environ.get("WEBHOOK_ALLOW_LOOPBACK_HTTP", "true")}
+
+
 def scheduler_loop(base: str, key: str, interval: float, stopping: threading.Event) -> None:
     """Cloud Scheduler's part: POST `{}` to each sweep every `interval` seconds."""
     import urllib.request
 
     while not stopping.wait(interval):
-        for path in ("/internal/check-status", "/internal/sync-recordings"):
+        for path in ("/internal/check-status", "/internal/sync-recordings", "/internal/deliver-webhooks"):
             request = urllib.request.Request(base + path, data=b"{}", method="POST", headers={
                 "Content-Type": "application/json", "Authorization": f"Bearer {key}"})
             try:
@@ -189,7 +204,7 @@ def main() -> int:
                                               log_dir=state / "logs")
         stack.emulators.append(firestore)
         cloud_tasks = emulators.start_cloud_tasks(free_port(), project=PROJECT, location=LOCATION, queue=QUEUE,
-                                                  log_dir=state / "logs")
+                                                  log_dir=state / "logs", extra_queues=(WEBHOOK_QUEUE,))
         stack.emulators.append(cloud_tasks)
         base = f"http://127.0.0.1:{gateway_port}"
         # The clinic's Workspace in miniature, unless the environment names another.
@@ -201,7 +216,8 @@ def main() -> int:
                    FIRESTORE_DATABASE="(default)", TASKS_EMULATOR_HOST=cloud_tasks.host_port,
                    TASKS_QUEUE=f"projects/{PROJECT}/locations/{LOCATION}/queues/{QUEUE}",
                    CHECK_STATUS_URL=f"{base}/internal/check-status",
-                   SYNC_RECORDINGS_URL=f"{base}/internal/sync-recordings")
+                   SYNC_RECORDINGS_URL=f"{base}/internal/sync-recordings",
+                   **webhook_env(state, base))
         functions: dict[str, str] = {}
         started: list[tuple[str, int, subprocess.Popen]] = []
         ff = str(Path(sys.executable).with_name("functions-framework"))

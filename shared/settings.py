@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The delegation identity of a local Google root (`make run` makes the key once and has its fake trust it).
@@ -23,10 +23,11 @@ def local_state_dir() -> Path:
 class DatabaseSettings(BaseSettings):
     """Where the database is: all that operator commands (migrations, keys) need."""
 
-    # An empty variable counts as unset: deploy tooling often renders absent values as "". Validators are built
-    # on first use (defer_build), so a function builds only the Settings it instantiates, not each base as well.
+    # An empty variable counts as unset: deploy tooling often renders absent values as "". A refused value is not
+    # repeated in the error (it may be a key or a URL with a password): the message names the setting and the rule.
+    # Validators are built on first use (defer_build), so a function builds only the Settings it instantiates.
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True,
-                                      defer_build=True)
+                                      hide_input_in_errors=True, defer_build=True)
 
     # Database: DATABASE_URL locally (or any PostgreSQL), the Cloud SQL connector in the cloud.
     database_url: str | None = None
@@ -94,11 +95,26 @@ class Settings(DatabaseSettings, FirestoreSettings, TasksSettings):
     sync_backoff_max_minutes: float = Field(120, gt=0)
     sweep_batch_size: int = Field(200, ge=1, le=5000)
 
+    # Push events (webhooks): one Cloud Task per delivery attempt, signing secrets encrypted at rest.
+    webhook_secrets_key: SecretStr | None = Field(
+        None, description="base64 AES-256 key(s) encrypting the signing secrets, comma-separated; the first encrypts")
+    webhook_tasks_queue: str | None = Field(None, description="queue of webhook deliveries; TASKS_QUEUE when unset")
+    deliver_webhooks_url: str | None = None
+    webhook_allow_loopback_http: bool = Field(
+        False, description="also accept http(s)://127.0.0.1 and localhost receivers (the local stack sets it)")
+    webhook_timeout_seconds: float = Field(15.0, gt=0, le=60)
+    webhook_retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        description="the wait before each retry of a delivery; after the last one it is failed")
+
     # Domain defaults.
     default_time_zone: str = "America/Bogota"
     default_duration_minutes: int = Field(30, ge=1, le=24 * 60)
     grace_period_minutes: int = Field(60, ge=0)
     default_title: str = "Video appointment"
+    default_room_access: Literal["OPEN", "TRUSTED", "RESTRICTED"] = Field(
+        "RESTRICTED", description="who enters a meeting's Meet room without knocking when the request names no one: "
+                                  "RESTRICTED, only invitees")
 
     # HTTP.
     max_body_bytes: int = 64 * 1024
@@ -112,6 +128,25 @@ class Settings(DatabaseSettings, FirestoreSettings, TasksSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("webhook_secrets_key")
+    @classmethod
+    def _usable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from shared.adapters.secret_box import SecretBox, SecretBoxError  # no heavy import: base64 only
+
+            try:
+                SecretBox(value.get_secret_value())
+            except SecretBoxError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("webhook_retry_schedule_seconds")
+    @classmethod
+    def _sane_schedule(cls, value: list[float]) -> list[float]:
+        if len(value) > 20 or any(not 0 < wait <= 7 * 24 * 3600 for wait in value):
+            raise ValueError("at most 20 waits, each more than 0 s and at most 7 days")
         return value
 
     @field_validator("google_api_root")

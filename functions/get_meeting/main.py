@@ -1,11 +1,13 @@
-"""Cloud Function get_meeting: every read of the API, its health and its documentation."""
+"""Cloud Function get_meeting: every read of the API (meetings, clinicians' availability), its health and docs.
+
+Availability lives here because it is a read: a query to Google Calendar that writes nothing."""
 import functions_framework
 
+from shared.services import availability, meetings
 from shared.services import health as health_check
-from shared.services import meetings
 from shared.web import docs_page
 from shared.web.app import Context, FunctionApp, Reply
-from shared.web.models import MeetingListQuery
+from shared.web.models import AvailabilityQuery, MeetingListQuery
 
 app = FunctionApp("get_meeting")
 
@@ -29,6 +31,13 @@ def participants(ctx: Context, meeting_id: str):
 @app.route("listRecordings")
 def recordings(ctx: Context, meeting_id: str):
     return meetings.list_recordings(meeting_id, principal=ctx.principal, db=ctx.deps.db)
+
+
+@app.route("getAvailability")
+def busy_times(ctx: Context):
+    d = ctx.deps
+    return availability.busy_times(ctx.query(AvailabilityQuery), calendar=d.calendar, settings=d.settings,
+                                   clock=d.clock)
 
 
 @app.route("health")

@@ -23,7 +23,9 @@ locals {
     "drive.googleapis.com",
     "people.googleapis.com",
     "admin.googleapis.com",
-  ], length(var.secret_env) > 0 ? ["secretmanager.googleapis.com"] : []))
+    # The webhook encryption key (secrets.tf).
+    "secretmanager.googleapis.com",
+  ]))
 }
 
 resource "google_project_service" "enabled" {

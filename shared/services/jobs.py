@@ -5,6 +5,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from shared.domain.errors import Conflict, DomainError
 from shared.web.models import InternalRequest, JobSummary
@@ -12,6 +13,7 @@ from shared.web.models import InternalRequest, JobSummary
 log = logging.getLogger(__name__)
 
 SWEEP_LEASE = timedelta(minutes=10)
+S = TypeVar("S")
 
 
 def run(kind: str, request: InternalRequest, *, task_name: str | None, ledger,
@@ -19,32 +21,50 @@ def run(kind: str, request: InternalRequest, *, task_name: str | None, ledger,
     """Run one meeting's job (a Cloud Task) or a sweep (Cloud Scheduler) under the ledger's guarantees."""
     if request.meeting_id is None:
         return _sweep(kind, ledger=ledger, sweep=sweep)
+    meeting_id = request.meeting_id
+    return run_task(kind, task_name=task_name, ledger=ledger, meeting_id=meeting_id,
+                    work=lambda: one(meeting_id, request.schedule_version, request.attempt),
+                    duplicate=lambda: JobSummary(job=kind, mode="meeting", outcome="duplicate", meeting_id=meeting_id,
+                                                 detail="this task was already delivered and done"))
+
+
+def run_task(kind: str, *, task_name: str | None, ledger, work: Callable[[], S], duplicate: Callable[[], S],
+             meeting_id: str | None = None) -> S:
+    """One task's work, done once per task name however often Cloud Tasks delivers it; the run is recorded.
+
+    The summary `work` returns needs `outcome`, `counts` and `detail` (and may have a `status`).
+    """
     key = f"{kind}/{task_name}" if task_name else None
     if key:
         from shared.adapters.firestore import Delivery
 
         state = ledger.begin_delivery(key)
         if state == Delivery.DONE:
-            return JobSummary(job=kind, mode="meeting", outcome="duplicate", meeting_id=request.meeting_id,
-                              detail="this task was already delivered and done")
+            return duplicate()
         if state == Delivery.RUNNING:
             raise Conflict("This task is being delivered right now; it will be retried.")
-    run_id = ledger.start_job(kind, meeting_id=request.meeting_id, trigger="task" if key else "direct")
+    run_id = ledger.start_job(kind, meeting_id=meeting_id, trigger="task" if key else "direct")
     try:
-        summary = one(request.meeting_id, request.schedule_version, request.attempt)
+        summary = work()
     except Exception as exc:
         if key:
             ledger.abort_delivery(key)
         ledger.end_job(run_id, outcome="error", error=_describe(exc))
         raise
     if key:
-        ledger.finish_delivery(key, outcome={"outcome": summary.outcome,
-                                             "status": summary.status.value if summary.status else None})
+        status = getattr(summary, "status", None)
+        ledger.finish_delivery(key, outcome={"outcome": getattr(summary, "outcome", None),
+                                             "status": getattr(status, "value", status)})
     _record_end(ledger, run_id, summary)
     return summary
 
 
-def _sweep(kind: str, *, ledger, sweep: Callable[[], JobSummary]) -> JobSummary:
+def run_sweep(kind: str, *, ledger, sweep: Callable[[], S]) -> S | JobSummary:
+    """A sweep under the ledger's lease: an overlapping one is skipped."""
+    return _sweep(kind, ledger=ledger, sweep=sweep)
+
+
+def _sweep(kind: str, *, ledger, sweep: Callable[[], S]) -> S | JobSummary:
     holder = uuid.uuid4().hex
     lease = f"{kind}-sweep"
     if not ledger.acquire_lease(lease, holder, ttl=SWEEP_LEASE):
@@ -61,7 +81,7 @@ def _sweep(kind: str, *, ledger, sweep: Callable[[], JobSummary]) -> JobSummary:
     return summary
 
 
-def _record_end(ledger, run_id: str, summary: JobSummary) -> None:
+def _record_end(ledger, run_id: str, summary) -> None:
     error = summary.detail if summary.outcome == "error" else None
     ledger.end_job(run_id, outcome=summary.outcome if summary.outcome in ("ok", "skipped", "error") else "ok",
                    counts=summary.counts, error=error)

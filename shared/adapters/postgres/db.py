@@ -22,6 +22,7 @@ import pg8000.dbapi
 from pg8000.converters import make_params, timestamptz_in
 from pg8000.native import to_statement
 
+from shared.adapters.postgres import notes
 from shared.domain.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -168,11 +169,15 @@ class Cursor:
 class Database:
     """A bounded pool of pg8000 connections; `transaction()` for writes, `read()` for single read statements."""
 
-    def __init__(self, connect: Callable[[], Any], *, size: int = 4, lock_timeout_ms: int = 30_000):
+    def __init__(self, connect: Callable[[], Any], *, size: int = 4, lock_timeout_ms: int = 30_000,
+                 on_commit: Callable[[dict[str, list[Any]]], None] | None = None):
         self._connect = connect
         self._idle: queue.LifoQueue = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
         self._lock_timeout_ms = lock_timeout_ms
+        # Called with what a committed transaction noted (shared.adapters.postgres.notes), after its connection is
+        # back in the pool; the composition root wires it (the outbox's enqueueing).
+        self.on_commit = on_commit
 
     def _new_connection(self) -> _Pooled:
         raw = self._connect()
@@ -222,7 +227,9 @@ class Database:
             yield cur
             if cur.begun:
                 conn.raw.execute_simple("COMMIT")
+            committed = notes.take(cur)
         except BaseException as exc:
+            notes.take(cur)  # rolled back: what it noted never happened
             if cur.begun:
                 try:
                     conn.raw.execute_simple("ROLLBACK")
@@ -234,6 +241,7 @@ class Database:
             raise
         finally:
             self._checkin(conn, healthy)
+        self._committed(committed)
 
     @contextmanager
     def autocommit(self) -> Iterator[Cursor]:
@@ -244,8 +252,9 @@ class Database:
         """
         conn = self._checkout()
         healthy = True
+        cur = Cursor(conn, transactional=False)
         try:
-            yield Cursor(conn, transactional=False)
+            yield cur
         except BaseException as exc:
             if is_unavailable(exc):
                 healthy = False
@@ -253,6 +262,15 @@ class Database:
             raise
         finally:
             self._checkin(conn, healthy)
+            done = notes.take(cur)  # each statement committed as it ran, whatever came after
+        self._committed(done)
+
+    def _committed(self, noted: dict[str, list[Any]]) -> None:
+        if noted and self.on_commit is not None:
+            try:
+                self.on_commit(noted)
+            except Exception:  # the commit stands; whatever the listener missed, a sweep catches up with
+                log.exception("after-commit work failed")
 
     def read(self):
         """A cursor for a read that is one statement: `autocommit()` under the name of what it is for."""

@@ -6,12 +6,14 @@ from typing import Any
 
 from shared.domain.lifecycle import DUE_FOR_CHECK
 from shared.domain.meeting import COLUMNS, Meeting, Participant, Recording, Status, Transcript
+from shared.domain.rules import MAX_DURATION
 
 _MEETING_COLUMNS = (
     "id, client_id, external_reference, request_fingerprint, status, organizer_email, title, description,"
     " time_zone, scheduled_start, scheduled_end, calendar_owner, create_attempt, google_event_id, meet_link,"
     " meeting_code, conference_status, schedule_version, failure_reason, created_at, updated_at, cancelled_at,"
-    " finished_at, next_check_at, last_checked_at, next_sync_at, last_synced_at, sync_attempts"
+    " finished_at, next_check_at, last_checked_at, next_sync_at, last_synced_at, sync_attempts, room_access_type,"
+    " room_auto_recording, room_auto_transcription, room_state"
 )
 _NAMES = tuple(name.strip() for name in _MEETING_COLUMNS.split(","))
 
@@ -29,7 +31,8 @@ _DETAILS = (
     " 'document_url', t.document_url) ORDER BY t.created_at, t.id), '[]')"
     " FROM transcripts t WHERE t.meeting_id = m.id) AS transcripts"
 )
-_SELECT = "SELECT " + ", ".join(f"m.{n}" for n in _NAMES) + ", " + _DETAILS + " FROM meetings m"
+_RETURNED = ", ".join(f"m.{n}" for n in _NAMES) + ", " + _DETAILS
+_SELECT = "SELECT " + _RETURNED + " FROM meetings m"
 # What the API shows of a meeting; writing only bookkeeping columns leaves updated_at alone.
 _BOOKKEEPING = frozenset({"next_check_at", "last_checked_at", "next_sync_at", "last_synced_at", "sync_attempts"})
 
@@ -64,10 +67,10 @@ def insert_meeting(cur, meeting: Meeting) -> Meeting | None:
     cur.execute(
         "WITH m AS (INSERT INTO meetings (id, client_id, external_reference, request_fingerprint, status,"
         " organizer_email, title, description, time_zone, scheduled_start, scheduled_end, calendar_owner,"
-        " next_check_at, next_sync_at)"
+        " next_check_at, next_sync_at, room_access_type, room_auto_recording, room_auto_transcription, room_state)"
         " VALUES (:id, :client_id, :external_reference, :request_fingerprint, 'PENDING', :organizer_email,"
         " :title, :description, :time_zone, :scheduled_start, :scheduled_end, :calendar_owner, :next_check_at,"
-        " :next_sync_at)"
+        " :next_sync_at, :room_access_type, :room_auto_recording, :room_auto_transcription, :room_state)"
         " ON CONFLICT (client_id, external_reference) DO NOTHING RETURNING id, created_at, updated_at),"
         " p AS (INSERT INTO participants (meeting_id, email, role, position, invited_name, display_name)"
         " SELECT m.id, x.email, x.role, x.position - 1, x.name, x.name FROM m,"
@@ -77,7 +80,7 @@ def insert_meeting(cur, meeting: Meeting) -> Meeting | None:
         {**{name: getattr(meeting, name) for name in (
             "id", "client_id", "external_reference", "request_fingerprint", "organizer_email", "title",
             "description", "time_zone", "scheduled_start", "scheduled_end", "calendar_owner", "next_check_at",
-            "next_sync_at")},
+            "next_sync_at", "room_access_type", "room_auto_recording", "room_auto_transcription", "room_state")},
          "emails": [p.email for p in people], "roles": [p.role for p in people],
          "names": [p.invited_name for p in people]},
     )
@@ -127,11 +130,12 @@ def get_meeting(cur, meeting_id: str, *, client_id: str | None = None, lock: boo
     return _one(cur)
 
 
-def write_meeting(cur, meeting_id: str, fields: dict[str, Any], *, expect_status: Status) -> dict[str, Any]:
+def write_meeting(cur, meeting_id: str, fields: dict[str, Any], *, expect_status: Status) -> Meeting:
     """Write columns of a meeting whose status is still `expect_status`; only the transition point calls this.
 
-    Returns what the database set itself (`updated_at`), so the caller knows the row without reading it back.
-    Column names come from code (checked against the Meeting's fields), never from input.
+    Returns the meeting as it is after the write, with its participants and files (as a read in this transaction
+    would find them): one statement, no read-back. Column names come from code (checked against the Meeting's
+    fields), never from input.
     """
     unknown = set(fields) - COLUMNS
     if unknown:
@@ -140,12 +144,12 @@ def write_meeting(cur, meeting_id: str, fields: dict[str, Any], *, expect_status
     assignments = ", ".join(f"{name} = :{name}" for name in values)
     if set(values) - _BOOKKEEPING:
         assignments += ", updated_at = now()"
-    cur.execute(f"UPDATE meetings SET {assignments} WHERE id = :id__ AND status = :status__ RETURNING updated_at",
-                {**values, "id__": meeting_id, "status__": expect_status.value})
-    row = cur.fetchone()
-    if row is None:
+    cur.execute(f"UPDATE meetings AS m SET {assignments} WHERE m.id = :id__ AND m.status = :status__"
+                f" RETURNING {_RETURNED}", {**values, "id__": meeting_id, "status__": expect_status.value})
+    after = _one(cur)
+    if after is None:
         raise RuntimeError("the meeting changed under its row lock")  # a use case forgot to lock: a bug
-    return {"updated_at": row[0]}
+    return after
 
 
 def list_meetings(cur, *, client_id: str | None, status: str | None, organizer_email: str | None,
@@ -169,6 +173,33 @@ def list_meetings(cur, *, client_id: str | None, status: str | None, organizer_e
 
 
 _CHECKABLE = "(" + ", ".join(f"'{s.value}'" for s in sorted(DUE_FOR_CHECK)) + ")"
+
+# --- an organizer's slots, for reject_conflicts --------------------------------------------------------------
+
+# Any constant: the first key of the per-organizer advisory locks (the migrations' lock is a one-key lock).
+_SLOT_LOCK_SPACE = 0x6D656574
+
+
+def lock_organizer(cur, organizer_key: str) -> None:
+    """Hold the organizer's slot lock until the transaction ends: conflict checks and the writes that claim a slot
+    for that organizer happen one at a time (a hash collision only serialises two organizers' checks)."""
+    cur.execute("SELECT pg_advisory_xact_lock(:space, hashtext(:key))",
+                {"space": _SLOT_LOCK_SPACE, "key": organizer_key})
+    cur.fetchall()
+
+
+def slots_between(cur, organizer: str, start: datetime, end: datetime, *,
+                  exclude_id: str | None = None) -> list[tuple[datetime, datetime]]:
+    """The slots of the organizer's meetings in creation or live that overlap [start, end), but `exclude_id`'s."""
+    cur.execute(
+        f"SELECT scheduled_start, scheduled_end FROM meetings WHERE lower(organizer_email) = lower(:org)"
+        f" AND status IN {_CHECKABLE} AND scheduled_start < :end AND scheduled_start > :earliest"
+        " AND scheduled_end > :start AND (CAST(:exclude AS uuid) IS NULL OR id <> CAST(:exclude AS uuid))"
+        " ORDER BY scheduled_start",
+        # A meeting lasts at most 24 h: one that ends after `start` began less than a day before it.
+        {"org": organizer, "start": start, "end": end, "earliest": start - MAX_DURATION, "exclude": exclude_id})
+    return [(row[0], row[1]) for row in cur.fetchall()]
+
 
 DUE_SQL = {
     "next_check_at": f"SELECT id, schedule_version, sync_attempts, next_check_at AS due_at FROM meetings"
