@@ -20,7 +20,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pg8000.dbapi
 from pg8000.converters import make_params, timestamptz_in
-from pg8000.native import to_statement
 
 from shared.adapters.postgres import notes
 from shared.domain.errors import Unavailable
@@ -88,6 +87,20 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+class _NamesInOrder(dict):
+    """What pg8000's named-parameter conversion asks for, in order: each placeholder's own name."""
+
+    def __missing__(self, key: str) -> str:
+        return key
+
+
+def _parsed(sql: str) -> tuple[str, Callable[[dict[str, Any]], tuple]]:
+    """The statement with $n placeholders and how to order a call's parameters for it, by pg8000's own
+    named-parameter conversion (as its cursor does on every call, here once per statement and connection)."""
+    text, names = pg8000.dbapi.convert_paramstyle("named", sql, _NamesInOrder())
+    return text, lambda params: tuple(params[name] for name in names)
+
+
 class _Pooled:
     """A connection of the pool with the statements prepared on it."""
 
@@ -136,7 +149,7 @@ class Cursor:
         if found is not None:
             cache.move_to_end(sql)
             return found
-        text, make_vals = to_statement(sql)
+        text, make_vals = _parsed(sql)
         name, columns, input_funcs = self._conn.raw.prepare_statement(text, ())
         found = cache[sql] = (name, text, make_vals, columns, input_funcs)
         if len(cache) > _PREPARED_PER_CONNECTION:
