@@ -129,14 +129,14 @@ def _json(value):
 _calendar = {}
 
 
-def _events():
-    # The same google-api-python-client service object the product builds (its identity path included).
+def _service(api, version):
+    # The same google-api-python-client service objects the product builds (its identity path included).
     if "apis" not in _calendar:
         from shared.adapters.google import GoogleApis
         from shared.settings import get_settings
 
         _calendar["apis"] = GoogleApis(get_settings())
-    return _calendar["apis"].service("calendar", "v3", "doctor@clinica.com").events()
+    return _calendar["apis"].service(api, version, "doctor@clinica.com")
 
 
 @functions_framework.http
@@ -152,13 +152,20 @@ def limit(request):
         return _json({"items": rows[:20]}), 200, {"Content-Type": "application/json"}
     body = request.get_json()
     meeting_id = str(uuid.uuid4())
-    event = _events().insert(calendarId="primary", conferenceDataVersion=1, sendUpdates="all", body={
+    event = _service("calendar", "v3").events().insert(calendarId="primary", conferenceDataVersion=1,
+                                                       sendUpdates="all", body={
         "id": uuid.UUID(meeting_id).hex, "summary": "Video appointment",
         "start": {"dateTime": body["scheduled_start"]}, "end": {"dateTime": body["scheduled_end"]},
         "attendees": [{"email": body["organizer_email"], "organizer": True},
                       *({"email": e} for e in body["invited_emails"])],
         "conferenceData": {"createRequest": {"requestId": meeting_id,
                                              "conferenceSolutionKey": {"type": "hangoutsMeet"}}}}).execute()
+    code = (event.get("conferenceData") or {}).get("conferenceId")
+    # The patient-safe room the product applies to every new meeting: its space read, its access restricted.
+    spaces = _service("meet", "v2").spaces()
+    space = spaces.get(name=f"spaces/{code}").execute()
+    spaces.patch(name=space["name"], body={"config": {"accessType": "RESTRICTED"}},
+                 updateMask="config.accessType").execute()
     conn = _connection()
     conn.autocommit = False
     try:
@@ -166,7 +173,7 @@ def limit(request):
         cursor.execute(SQL["insert"], dict(
             id=meeting_id, client=SQL["client_id"], ref=body["external_reference"], org=body["organizer_email"],
             start=body["scheduled_start"], end=body["scheduled_end"], event=event["id"],
-            link=event.get("hangoutLink"), code=(event.get("conferenceData") or {}).get("conferenceId")))
+            link=event.get("hangoutLink"), code=code))
         for position, email in enumerate([body["organizer_email"], *body["invited_emails"]]):
             cursor.execute(SQL["participant"], dict(m=meeting_id, email=email, role="guest" if position else
                                                     "organizer", pos=position))

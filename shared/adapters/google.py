@@ -265,7 +265,7 @@ class Calendar:
 
     def freebusy(self, owner: str, time_min: str, time_max: str) -> dict[str, Any]:
         """freebusy.query of the subject's own calendar between two RFC 3339 instants."""
-        request = self._apis.service("calendar", "v3", owner).freebusy().query(
+        request = self._apis.collection("calendar", "v3", owner, "freebusy").query(
             body={"timeMin": time_min, "timeMax": time_max, "items": [{"id": owner}]})
         return self._apis.execute(request, what="calendar.freebusy.query")
 
@@ -294,7 +294,7 @@ class Meet:
 
     def patch_space(self, owner: str | None, name: str, body: dict[str, Any], update_mask: str) -> dict[str, Any]:
         """spaces.patch of the fields `update_mask` names (the space by its own name: a code only reads)."""
-        spaces = self._apis.service("meet", "v2", owner).spaces()
+        spaces = self._apis.collection("meet", "v2", owner, "spaces")
         return self._apis.execute(spaces.patch(name=name, body=body, updateMask=update_mask),
                                   what="meet.spaces.patch")
 
