@@ -4,10 +4,17 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from shared.domain.events import EventType
-from shared.web.models import MeetingOut, RecordingOut, Text, TranscriptOut, UtcDatetime
+from shared.web.models import (
+    BaseModel,  # built on first use, as every API model: not at a function's import
+    MeetingOut,
+    RecordingOut,
+    Text,
+    TranscriptOut,
+    UtcDatetime,
+)
 
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 

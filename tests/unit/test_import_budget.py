@@ -19,10 +19,11 @@ FUNCTIONS = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "main.
 PROBE = """
 import json, runpy, sys
 runpy.run_path(sys.argv[1], run_name="main")
-from shared.web import models
-built = sorted(name for name, value in vars(models).items()
+from shared.web import models, webhook_models
+built = sorted(f"{module.__name__}.{name}" for module in (models, webhook_models)
+               for name, value in vars(module).items()
                if isinstance(value, type) and issubclass(value, models.PydanticModel) and value is not models.BaseModel
-               and value.__module__ == models.__name__ and value.__pydantic_complete__)
+               and value.__module__ == module.__name__ and value.__pydantic_complete__)
 print(json.dumps({"modules": sorted(sys.modules), "built": built}))
 """
 
