@@ -20,11 +20,17 @@ _OWN_RESPONSE_HEADERS = {"server", "date"}
 
 
 class Gateway:
-    """A WSGI app forwarding each request to the function the route table names."""
+    """A WSGI app forwarding each request to the function the route table names.
 
-    def __init__(self, functions: dict[str, str], *, task_auth: str | None = None, timeout: float = 120.0):
+    With an `identity` (the gateway's service account) it calls the public functions as API Gateway does: its own ID
+    token, for the function's address, in `Authorization`, and the caller's `Authorization` moved to
+    `X-Forwarded-Authorization` (one a caller sends is dropped). Internal routes get the caller's headers unchanged:
+    in the cloud those functions are not behind API Gateway, and the gateway adds nothing to them.
+    """
+
+    def __init__(self, functions: dict[str, str], *, identity=None, timeout: float = 120.0):
         self.functions = functions  # function name -> base URL
-        self.task_auth = task_auth  # what the emulator's task deliveries present, as OIDC does in the cloud
+        self.identity = identity  # a dev.id_tokens.IdTokenSource, or None to forward Authorization as it came
         self.http = urllib3.PoolManager(maxsize=32, retries=False, timeout=urllib3.Timeout(total=timeout))
 
     def __call__(self, environ, start_response):
@@ -41,13 +47,21 @@ class Gateway:
         url = base + quote(request.path, safe="/!$&'()*+,;=:@-._~")
         if request.query_string:
             url += "?" + request.query_string.decode("latin-1")
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in _HOP_BY_HOP and k.lower() != "x-forwarded-authorization"}
+        if route.auth != "internal" and self.identity is not None:
+            caller = next((headers.pop(k) for k in list(headers) if k.lower() == "authorization"), None)
+            if caller is not None:
+                headers["X-Forwarded-Authorization"] = caller
+            try:
+                headers["Authorization"] = f"Bearer {self.identity.token(base)}"
+            except Exception as exc:  # the token endpoint out of reach: the backend cannot be called as the gateway
+                log.warning("no ID token for %s: %s", route.function, type(exc).__name__)
+                return problem(503, "The gateway cannot authenticate to the function right now.",
+                               title="Service unavailable", headers={"Retry-After": "5"})(environ, start_response)
         # What the caller used, as a reverse proxy says it (the OpenAPI document's `servers` is built from it).
         headers["X-Forwarded-Host"] = request.host
         headers["X-Forwarded-Proto"] = request.scheme
-        if (self.task_auth and route.auth == "internal" and "Authorization" not in request.headers
-                and request.headers.get("X-CloudTasks-TaskName")):
-            headers["Authorization"] = self.task_auth
         try:
             upstream = self.http.request(request.method, url, body=request.get_data(), headers=headers,
                                          redirect=False, preload_content=True)

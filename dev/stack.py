@@ -15,6 +15,7 @@ from pathlib import Path
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from dev.gateway import Gateway, routed_functions
+from dev.id_tokens import IdTokenSource
 from dev.pg import ROOT, embedded, state_dir
 
 log = logging.getLogger("stack")
@@ -53,6 +54,24 @@ def delegation_identity(state: Path) -> tuple[str, str, Path]:
     public = state / "google-signing-key.pub.pem"
     public.write_text(public_key_pem(key_file.read_text()))
     return str(key_file), account, public
+
+
+# The accounts Cloud Tasks and Cloud Scheduler (the invoker) and API Gateway present ID tokens of. Their keys are made
+# under the state dir and trusted by the Google root like uploaded service-account keys; in the cloud Google mints
+# those tokens itself (docs/decisions/0009).
+LOCAL_INVOKER_SA = "meet-invoker@local-dev.iam.gserviceaccount.com"
+LOCAL_GATEWAY_SA = "meet-gateway@local-dev.iam.gserviceaccount.com"
+ID_TOKEN_KEY = "google-id-token-key.pem"  # the fake Google's own signing key of the ID tokens it issues
+
+
+def service_account_key(state: Path, name: str) -> tuple[Path, Path]:
+    """A service account's key under the state dir (made once) and its public half, for the Google root to trust."""
+    from dev.fake_google.identity import ensure_private_key, public_key_pem
+
+    key = ensure_private_key(state / f"{name}-key.pem")
+    public = state / f"{name}-key.pub.pem"
+    public.write_text(public_key_pem(key.read_text()))
+    return key, public
 
 
 def trust_key(google_root: str, account: str, public: Path) -> None:
@@ -130,19 +149,21 @@ def ensure_key(db_url: str, path: Path, *, name: str = "local-dev", role: str = 
         db.close()
 
 
-def scheduler_loop(base: str, key: str, interval: float, stopping: threading.Event) -> None:
-    """Cloud Scheduler's part: POST `{}` to each sweep every `interval` seconds."""
+def scheduler_loop(urls: list[str], invoker, interval: float, stopping: threading.Event) -> None:
+    """Cloud Scheduler's part: POST `{}` to each sweep every `interval` seconds with the invoker's ID token, whose
+    audience is the sweep's URL (as infra/terraform/scheduler.tf has it)."""
     import urllib.request
 
     while not stopping.wait(interval):
-        for path in ("/internal/check-status", "/internal/sync-recordings"):
-            request = urllib.request.Request(base + path, data=b"{}", method="POST", headers={
-                "Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+        for url in urls:
+            path = url.rsplit("/", 1)[-1]
             try:
+                request = urllib.request.Request(url, data=b"{}", method="POST", headers={
+                    "Content-Type": "application/json", "Authorization": f"Bearer {invoker.token(url)}"})
                 with urllib.request.urlopen(request, timeout=300) as response:
-                    log.info("sweep %s: %s", path.rsplit("/", 1)[-1], response.read().decode()[:300])
+                    log.info("sweep %s: %s", path, response.read().decode()[:300])
             except Exception as exc:  # a failed sweep is reported and tried again at the next tick
-                log.warning("sweep %s failed: %s", path, exc)
+                log.warning("sweep %s failed: %s", path, type(exc).__name__)
 
 
 def main() -> int:
@@ -172,16 +193,25 @@ def main() -> int:
         log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
 
         key_file, delegation_sa, public_key = delegation_identity(state)
+        invoker_key, invoker_public = service_account_key(state, "invoker")
+        gateway_key, gateway_public = service_account_key(state, "gateway")
+        accounts = {delegation_sa: public_key, LOCAL_INVOKER_SA: invoker_public, LOCAL_GATEWAY_SA: gateway_public}
         google_root = os.environ.get("GOOGLE_API_ROOT")
         if not google_root:
             port = int(os.environ.get("FAKE_GOOGLE_PORT") or free_port())
+            trusted = [arg for account, public in accounts.items() for arg in ("--service-account",
+                                                                                f"{account}={public}")]
             fake = stack.spawn("fake-google", [sys.executable, "-m", "dev.fake_google", "--host", "127.0.0.1",
-                                               "--port", str(port), "--service-account",
-                                               f"{delegation_sa}={public_key}"], dict(os.environ))
+                                               "--port", str(port), "--id-token-key", str(state / ID_TOKEN_KEY),
+                                               *trusted], dict(os.environ))
             wait_for_port(port, fake, 30, "fake Google")
             google_root = f"http://127.0.0.1:{port}/"
         else:
-            trust_key(google_root, delegation_sa, public_key)
+            google_root = google_root.rstrip("/") + "/"
+            for account, public in accounts.items():
+                trust_key(google_root, account, public)
+        token_uri = f"{google_root}token"
+        invoker = IdTokenSource(LOCAL_INVOKER_SA, invoker_key, token_uri)
 
         from dev import emulators
 
@@ -189,7 +219,9 @@ def main() -> int:
                                               log_dir=state / "logs")
         stack.emulators.append(firestore)
         cloud_tasks = emulators.start_cloud_tasks(free_port(), project=PROJECT, location=LOCATION, queue=QUEUE,
-                                                  log_dir=state / "logs")
+                                                  log_dir=state / "logs", oidc={
+                                                      "token_uri": token_uri,
+                                                      "keys": {LOCAL_INVOKER_SA: str(invoker_key)}})
         stack.emulators.append(cloud_tasks)
         base = f"http://127.0.0.1:{gateway_port}"
         # The clinic's Workspace in miniature, unless the environment names another.
@@ -201,30 +233,35 @@ def main() -> int:
                    FIRESTORE_DATABASE="(default)", TASKS_EMULATOR_HOST=cloud_tasks.host_port,
                    TASKS_QUEUE=f"projects/{PROJECT}/locations/{LOCATION}/queues/{QUEUE}",
                    CHECK_STATUS_URL=f"{base}/internal/check-status",
-                   SYNC_RECORDINGS_URL=f"{base}/internal/sync-recordings")
-        functions: dict[str, str] = {}
+                   SYNC_RECORDINGS_URL=f"{base}/internal/sync-recordings",
+                   # Internal functions take the invoker's ID tokens, verified against the Google root's
+                   # certificates exactly as against Google's in the cloud.
+                   TASKS_INVOKER_SA=LOCAL_INVOKER_SA, OIDC_CERTS_URL=f"{google_root}oauth2/v1/certs")
+        ports = {name: free_port() for name in routed_functions()}
+        functions = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        # Public functions read X-Forwarded-Authorization only beside the gateway's ID token, whose audience is the
+        # function's address (as API Gateway's is).
+        env.update(GATEWAY_SA=LOCAL_GATEWAY_SA, OIDC_AUDIENCES=json.dumps(list(functions.values())))
         started: list[tuple[str, int, subprocess.Popen]] = []
         ff = str(Path(sys.executable).with_name("functions-framework"))
-        for name in routed_functions():
-            port = free_port()
+        for name, port in ports.items():
             process = stack.spawn(name, [ff, "--target", name, "--source", str(ROOT / "functions" / name / "main.py"),
                                          "--host", "127.0.0.1", "--port", str(port)], env)
             started.append((name, port, process))
-            functions[name] = f"http://127.0.0.1:{port}"
         for name, port, process in started:
             wait_for_port(port, process, 60, f"function {name}")
 
-        # Cloud Tasks attaches the invoker's OIDC token in the cloud; the emulator attaches nothing, so the
-        # gateway stands in for that and presents a local admin key on task deliveries.
-        invoker_key = ensure_key(db_url, state / "invoker-api-key", name="local-invoker", role="admin")
-        stack.gateway_server = make_server("127.0.0.1", gateway_port,
-                                           Gateway(functions, task_auth=f"Bearer {invoker_key}"), threaded=True,
+        # The gateway signs its calls to the public functions as API Gateway does, and adds nothing to internal
+        # ones: task deliveries and sweeps carry the invoker's ID token themselves.
+        gateway = Gateway(functions, identity=IdTokenSource(LOCAL_GATEWAY_SA, gateway_key, token_uri))
+        stack.gateway_server = make_server("127.0.0.1", gateway_port, gateway, threaded=True,
                                            request_handler=_AccessLog)
         threading.Thread(target=stack.gateway_server.serve_forever, daemon=True).start()
         key = ensure_key(db_url, state / "dev-api-key")
         interval = float(os.environ.get("SWEEP_INTERVAL_SECONDS", "60"))
         if interval > 0:
-            threading.Thread(target=scheduler_loop, args=(base, invoker_key, interval, stopping), daemon=True).start()
+            threading.Thread(target=scheduler_loop, args=([env["CHECK_STATUS_URL"], env["SYNC_RECORDINGS_URL"]],
+                                                          invoker, interval, stopping), daemon=True).start()
         (state / "stack.json").write_text(json.dumps(
             {"gateway": base, "google_api_root": google_root, "functions": functions, "pid": os.getpid(),
              "firestore": firestore.host_port, "cloud_tasks": cloud_tasks.host_port,
@@ -238,6 +275,7 @@ def main() -> int:
               f"  Firestore:      {firestore.host_port} (emulator)\n"
               f"  Cloud Tasks:    {cloud_tasks.host_port} (emulator, queue {QUEUE})\n"
               f"  Sweeps:         every {interval:g} s\n"
+              f"  Invoker:        {LOCAL_INVOKER_SA} (ID tokens of tasks and sweeps)\n"
               + "".join(f"  {n:<16}{u}\n" for n, u in functions.items())
               + f"  API key:        {key}\n"
               f"Press Ctrl-C to stop.\n", flush=True)

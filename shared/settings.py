@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # The delegation identity of a local Google root (`make run` makes the key once and has its fake trust it).
 LOCAL_DELEGATION_SA = "meet-delegation@local-dev.iam.gserviceaccount.com"
 LOCAL_SIGNING_KEY = "google-signing-key.pem"
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 
 def local_state_dir() -> Path:
@@ -74,7 +75,10 @@ class Settings(DatabaseSettings, FirestoreSettings):
     check_status_url: str | None = None
     sync_recordings_url: str | None = None
     tasks_invoker_sa: str | None = Field(None, description="the account whose OIDC tokens invoke internal functions")
-    oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    gateway_sa: str | None = Field(None, description="the account API Gateway calls the public functions as; only "
+                                   "beside its ID token is X-Forwarded-Authorization read")
+    oidc_certs_url: str = Field(GOOGLE_CERTS_URL, description="Google's ID-token certificates; with "
+                                "GOOGLE_API_ROOT by default that root's /oauth2/v1/certs")
     oidc_audiences: list[str] = Field(default_factory=list, description="further accepted OIDC audiences")
     status_check_delay_minutes: int = Field(5, ge=0, description="first status check after scheduled_end")
     recording_sync_delay_minutes: int = Field(10, ge=0, description="first recording sync after scheduled_end")
@@ -111,6 +115,9 @@ class Settings(DatabaseSettings, FirestoreSettings):
     @model_validator(mode="after")
     def _google_identity(self) -> "Settings":
         if self.google_api_root:
+            # A Google root stands for all of Google, the publisher of ID-token certificates included.
+            if "oidc_certs_url" not in self.model_fields_set:
+                self.oidc_certs_url = f"{self.google_api_root}oauth2/v1/certs"
             # A local Google root: by default the identity `make run` made under .local/, which its fake trusts, so
             # a function run alone needs only DATABASE_URL and GOOGLE_API_ROOT.
             self.google_delegation_sa = self.google_delegation_sa or LOCAL_DELEGATION_SA

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .app import create_app
 from .control import FakeGoogleControl
+from .identity import CERTS_PATH, IdTokenIssuer
 from .state import FakeWorld
 
 logger = logging.getLogger(__name__)
@@ -27,11 +29,14 @@ class FakeGoogle:
     """The fake Google Workspace server bound to loopback, run in a background thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, state: FakeWorld | None = None,
-                 service_accounts: dict[str, str | list[str]] | None = None) -> None:
-        """`service_accounts` maps a service account email to the PEM key(s) its assertions are signed with."""
+                 service_accounts: dict[str, str | list[str]] | None = None,
+                 id_token_key: Path | None = None) -> None:
+        """`service_accounts` maps a service account email to the PEM key(s) its assertions are signed with;
+        `id_token_key` is the file of the key ID tokens are signed with (made there when missing)."""
         self.host = host
         self.port = port
-        self.state = state or FakeWorld(service_accounts=service_accounts)
+        issuer = IdTokenIssuer(id_token_key) if id_token_key else None
+        self.state = state or FakeWorld(service_accounts=service_accounts, id_tokens=issuer)
         self.app = create_app(self.state)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -40,6 +45,11 @@ class FakeGoogle:
     def token_uri(self) -> str:
         """Where delegated access tokens are issued (the JWT-bearer grant)."""
         return self.url + "token"
+
+    @property
+    def certs_url(self) -> str:
+        """Where the certificates of the ID tokens it issues are published (OIDC_CERTS_URL)."""
+        return self.url + CERTS_PATH.lstrip("/")
 
     @property
     def url(self) -> str:

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from .identity import JWT_BEARER, AccessTokens, Caller, TokenRefused, load_public_key, method_scopes, verify_assertion
+from .identity import (
+    JWT_BEARER,
+    AccessTokens,
+    Caller,
+    IdTokenIssuer,
+    TokenRefused,
+    load_public_key,
+    method_scopes,
+    verify_assertion,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -323,8 +332,10 @@ class FakeWorld:
     REQUEST_LOG_LIMIT = 10_000
 
     def __init__(self, seed: int | None = None, clock: Callable[[], datetime] | None = None,
-                 service_accounts: dict[str, str | list[str]] | None = None) -> None:
+                 service_accounts: dict[str, str | list[str]] | None = None,
+                 id_tokens: IdTokenIssuer | None = None) -> None:
         self._lock = threading.RLock()
+        self._id_tokens = id_tokens
         self._rng = random.Random(seed)
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         # Service-account keys and issued tokens belong to the Cloud project, not to the Workspace: a reset keeps them.
@@ -599,6 +610,13 @@ class FakeWorld:
         if not assertion:
             raise TokenRefused(400, "invalid_request", "Missing required parameter: assertion")
         claims = verify_assertion(assertion, self._keys_for, token_url)
+        target_audience = claims.get("target_audience")
+        if target_audience is not None:
+            # A service account asking for an ID token of its own (google-auth's IDTokenCredentials), as Cloud
+            # Tasks and Cloud Scheduler present to the services they call.
+            if not isinstance(target_audience, str) or not target_audience or claims.get("sub"):
+                raise TokenRefused(400, "invalid_request", "Invalid target_audience or a subject with it.")
+            return {"id_token": self.id_tokens.mint(str(claims["iss"]), target_audience)}
         scopes = frozenset(str(claims.get("scope") or "").split())
         if not scopes:
             raise TokenRefused(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.")
@@ -617,6 +635,14 @@ class FakeWorld:
                 caller = Caller(email=issuer, scopes=scopes, service_account=issuer, delegated=False)
             lifetime = self.token_lifetime_seconds
         return {"access_token": self._tokens.mint(caller, lifetime), "expires_in": lifetime, "token_type": "Bearer"}
+
+    @property
+    def id_tokens(self) -> IdTokenIssuer:
+        """The key ID tokens are signed with (made on first use when none was given)."""
+        with self._lock:
+            if self._id_tokens is None:
+                self._id_tokens = IdTokenIssuer()
+            return self._id_tokens
 
     def user_token(self, email: str, scopes: list[str], lifetime: int | None = None) -> dict:
         """A token of the user themselves (as if they signed in with OAuth), for tests acting as that person."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
-from shared.domain.errors import Conflict, DomainError
+from shared.domain.errors import Conflict, DomainError, InvalidInput
 from shared.web.models import InternalRequest, JobSummary
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ def run(kind: str, request: InternalRequest, *, task_name: str | None, ledger,
     """Run one meeting's job (a Cloud Task) or a sweep (Cloud Scheduler) under the ledger's guarantees."""
     if request.meeting_id is None:
         return _sweep(kind, ledger=ledger, sweep=sweep)
-    key = f"{kind}/{task_name}" if task_name else None
+    key = _delivery_key(kind, request, task_name)
     if key:
         from shared.adapters.firestore import Delivery
 
@@ -42,6 +42,29 @@ def run(kind: str, request: InternalRequest, *, task_name: str | None, ledger,
                                              "status": summary.status.value if summary.status else None})
     _record_end(ledger, run_id, summary)
     return summary
+
+
+def _delivery_key(kind: str, request: InternalRequest, task_name: str | None) -> str | None:
+    """The ledger key of a task delivery (None for a direct call); InvalidInput when the name is not the body's.
+
+    Dedupe is keyed on what the task does: a name copied onto another meeting's (or another version's) body must
+    not mark the real task done, so the name is rebuilt from the body and compared, never trusted as sent.
+    """
+    if not task_name:
+        return None
+    from shared.domain.schedule import Task
+
+    version = request.schedule_version
+    try:
+        # run_at is not part of the name: any aware instant rebuilds it.
+        expected = Task(kind, request.meeting_id or "", -1 if version is None else version,
+                        datetime.now(timezone.utc), request.purpose or "", attempt=request.attempt).name
+    except ValueError:
+        expected = None
+    if expected != task_name:
+        raise InvalidInput.field("X-CloudTasks-TaskName", "is not the name of the task this body describes "
+                                 "(meeting_id, schedule_version, purpose and attempt)")
+    return f"{kind}/{task_name}"
 
 
 def _sweep(kind: str, *, ledger, sweep: Callable[[], JobSummary]) -> JobSummary:

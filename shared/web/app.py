@@ -204,11 +204,12 @@ class FunctionApp:
     def _authenticate(ctx: Context) -> None:
         request, deps = ctx.request, ctx.deps
         if ctx.route.auth == "key":
-            from shared.services.auth import authenticate
+            from shared.services.auth import authenticate_caller
 
             # API Gateway moves the caller's header to X-Forwarded-Authorization and signs its own call.
-            header = request.headers.get("X-Forwarded-Authorization") or request.headers.get("Authorization")
-            ctx.principal = authenticate(deps.db, header)
+            ctx.principal = authenticate_caller(deps.db, request.headers.get("Authorization"),
+                                                request.headers.get("X-Forwarded-Authorization"),
+                                                settings=deps.settings)
         elif ctx.route.auth == "internal":
             from shared.services.auth import authenticate_internal
 
