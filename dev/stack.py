@@ -12,9 +12,9 @@ import threading
 import time
 from pathlib import Path
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 
-from dev.gateway import Gateway, routed_functions
+from dev.gateway import Gateway, GatewayRequestHandler, routed_functions
 from dev.id_tokens import IdTokenSource
 from dev.pg import ROOT, embedded, state_dir
 
@@ -86,13 +86,6 @@ def trust_key(google_root: str, account: str, public: Path) -> None:
                     google_root, type(exc).__name__, public)
     finally:
         control.close()
-
-
-class _AccessLog(WSGIRequestHandler):
-    """Access lines without the query string: filters such as organizer_email carry personal data."""
-
-    def log_request(self, code="-", size="-"):
-        log.info("%s %s -> %s", self.command, self.path.split("?", 1)[0], getattr(code, "value", code))
 
 
 class Stack:
@@ -255,7 +248,7 @@ def main() -> int:
         # ones: task deliveries and sweeps carry the invoker's ID token themselves.
         gateway = Gateway(functions, identity=IdTokenSource(LOCAL_GATEWAY_SA, gateway_key, token_uri))
         stack.gateway_server = make_server("127.0.0.1", gateway_port, gateway, threaded=True,
-                                           request_handler=_AccessLog)
+                                           request_handler=GatewayRequestHandler)
         threading.Thread(target=stack.gateway_server.serve_forever, daemon=True).start()
         key = ensure_key(db_url, state / "dev-api-key")
         interval = float(os.environ.get("SWEEP_INTERVAL_SECONDS", "60"))

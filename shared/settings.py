@@ -95,6 +95,7 @@ class Settings(DatabaseSettings, FirestoreSettings):
 
     # HTTP.
     max_body_bytes: int = 64 * 1024
+    body_read_timeout_seconds: float = Field(10.0, gt=0, le=300, description="a body not in within this is a 408")
     retry_after_seconds: int = 5
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
