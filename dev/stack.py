@@ -74,6 +74,17 @@ def service_account_key(state: Path, name: str) -> tuple[Path, Path]:
     return key, public
 
 
+def secret_file(path: Path) -> str:
+    """A random secret kept in `path` (owner-only), made on first use: local stand-in for a Secret Manager secret."""
+    import secrets
+
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
 def trust_key(google_root: str, account: str, public: Path) -> None:
     """Tell a Google root given by GOOGLE_API_ROOT which key signs for the account, if it is this product's fake."""
     from dev.fake_google import FakeGoogleControl, FakeGoogleControlError
@@ -229,7 +240,8 @@ def main() -> int:
                    SYNC_RECORDINGS_URL=f"{base}/internal/sync-recordings",
                    # Internal functions take the invoker's ID tokens, verified against the Google root's
                    # certificates exactly as against Google's in the cloud.
-                   TASKS_INVOKER_SA=LOCAL_INVOKER_SA, OIDC_CERTS_URL=f"{google_root}oauth2/v1/certs")
+                   TASKS_INVOKER_SA=LOCAL_INVOKER_SA, OIDC_CERTS_URL=f"{google_root}oauth2/v1/certs",
+                   PAGE_TOKEN_KEY=os.environ.get("PAGE_TOKEN_KEY") or secret_file(state / "page-token-key"))
         ports = {name: free_port() for name in routed_functions()}
         functions = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         # Public functions read X-Forwarded-Authorization only beside the gateway's ID token, whose audience is the

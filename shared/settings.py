@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The delegation identity of a local Google root (`make run` makes the key once and has its fake trust it).
@@ -66,6 +66,8 @@ class Settings(DatabaseSettings, FirestoreSettings):
     default_calendar_owner: str | None = Field(None, description="calendar for organizers outside the domain")
     google_num_retries: int = Field(4, ge=0, le=10)
     google_timeout_seconds: float = Field(20.0, gt=0)
+    google_deadline_seconds: float = Field(
+        30.0, gt=0, description="all the time a public request may wait on Google, retries included (then 503)")
     conference_wait_seconds: float = Field(10.0, ge=0)
     conference_poll_interval_seconds: float = Field(0.5, gt=0)
 
@@ -94,6 +96,9 @@ class Settings(DatabaseSettings, FirestoreSettings):
     default_title: str = "Video appointment"
 
     # HTTP.
+    page_token_key: SecretStr | None = Field(
+        None, description="HMAC key(s) of page tokens, comma-separated, the first signing (Secret Manager in the "
+                          "cloud; make run makes one under .local/)")
     max_body_bytes: int = 64 * 1024
     body_read_timeout_seconds: float = Field(10.0, gt=0, le=300, description="a body not in within this is a 408")
     retry_after_seconds: int = 5
@@ -106,6 +111,18 @@ class Settings(DatabaseSettings, FirestoreSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    def page_token_keys(self) -> list[bytes]:
+        """The page-token keys, the signing one first (none when unset)."""
+        value = self.page_token_key.get_secret_value() if self.page_token_key else ""
+        return [part.strip().encode() for part in value.split(",") if part.strip()]
+
+    @field_validator("page_token_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and any(len(k.strip()) < 32 for k in value.get_secret_value().split(",") if k.strip()):
+            raise ValueError("each PAGE_TOKEN_KEY key needs at least 32 characters")
         return value
 
     @field_validator("google_api_root")

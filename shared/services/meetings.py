@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import logging
 import time
@@ -314,27 +315,55 @@ def get_meeting(meeting_id: str, *, principal: Principal, db: Database) -> Meeti
     return _out(meeting)
 
 
-def encode_page_token(meeting: Meeting) -> str:
+def encode_page_token(meeting: Meeting, settings: Settings) -> str:
+    """Where the next page starts, signed: a token is opaque, and one the API did not issue is refused."""
     assert meeting.created_at is not None
     raw = json.dumps({"c": meeting.created_at.isoformat(), "i": meeting.id}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    payload = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return f"{payload}.{_token_mac(payload, page_token_keys(settings)[0])}"
 
 
-def decode_page_token(token: str) -> tuple[datetime, str]:
+def decode_page_token(token: str, settings: Settings) -> tuple[datetime, str]:
+    refused = InvalidInput.field("page_token", "is not a token this API issued")
+    payload, _, mac = token.partition(".")
+    if not any(hmac.compare_digest(mac, _token_mac(payload, key)) for key in page_token_keys(settings)):
+        raise refused
     try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         created = datetime.fromisoformat(data["c"])
         if created.tzinfo is None:
             raise ValueError("naive")
         return created, str(uuid.UUID(data["i"]))
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError):
-        raise InvalidInput.field("page_token", "is not a token this API issued") from None
+        raise refused from None
+
+
+def _token_mac(payload: str, key: bytes) -> str:
+    digest = hmac.new(key, b"page-token:" + payload.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+_INSTANCE_KEY: list[bytes] = []
+
+
+def page_token_keys(settings: Settings) -> list[bytes]:
+    """PAGE_TOKEN_KEY's keys (the first signs, every one verifies, so a key can be rotated); without it a key of this
+    instance alone, said once in the log."""
+    keys = settings.page_token_keys()
+    if keys:
+        return keys
+    if not _INSTANCE_KEY:
+        import secrets
+
+        log.warning("PAGE_TOKEN_KEY unset: page tokens are signed with a key of this instance only")
+        _INSTANCE_KEY.append(secrets.token_bytes(32))
+    return _INSTANCE_KEY
 
 
 def list_meetings(query: MeetingListQuery, *, principal: Principal, db: Database, settings: Settings) -> MeetingPage:
     """A page of meetings newest first; `next_page_token` continues it."""
     zone = ZoneInfo(settings.default_time_zone)
-    after = decode_page_token(query.page_token) if query.page_token else None
+    after = decode_page_token(query.page_token, settings) if query.page_token else None
     with db.transaction() as cur:
         found = repo.list_meetings(
             cur, client_id=_scope(principal), status=query.status.value if query.status else None,
@@ -344,7 +373,8 @@ def list_meetings(query: MeetingListQuery, *, principal: Principal, db: Database
             after=after, limit=query.page_size + 1,
         )
     page, more = found[: query.page_size], len(found) > query.page_size
-    return MeetingPage(items=[_out(m) for m in page], next_page_token=encode_page_token(page[-1]) if more else None)
+    token = encode_page_token(page[-1], settings) if more else None
+    return MeetingPage(items=[_out(m) for m in page], next_page_token=token)
 
 
 def list_participants(meeting_id: str, *, principal: Principal, db: Database) -> ParticipantList:

@@ -23,7 +23,7 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
-from shared import bootstrap, logs
+from shared import bootstrap, deadline, logs
 from shared.domain import errors
 from shared.settings import get_settings
 from shared.web import idempotency
@@ -272,6 +272,8 @@ class FunctionApp:
             route, params = self._match(request)
             operation = route.operation_id
             ctx = Context(request, route, deps)
+            # A caller waits on Google only so long; past it, a 503 and the status check finishes the work.
+            deadline.start(deps.settings.google_deadline_seconds if route.auth == "key" else None)
             self._authenticate(ctx)
             key = request.headers.get("Idempotency-Key")
             if key is not None and route.method in idempotency.METHODS and route.auth == "key":
@@ -286,6 +288,8 @@ class FunctionApp:
         except Exception:
             log.exception("unhandled error", extra={"function": self.name, "operation": operation})
             response = problem(500, "Something went wrong on our side; it has been logged.")
+        finally:
+            deadline.start(None)
         if ctx is None or not ctx.body_read:
             _finish_body(request, deps.settings)
         log.info("%s %s", request.method, operation, extra={
