@@ -95,8 +95,8 @@ class Gateway:
             return response(environ, start_response)
         out_headers = [(k, v) for k, v in upstream.headers.items()
                        if k.lower() not in _HOP_BY_HOP and k.lower() not in _OWN_RESPONSE_HEADERS]
-        response = Response(upstream.data, status=upstream.status, headers=out_headers)
-        return response(environ, start_response)
+        answer = Response(upstream.data, status=upstream.status, headers=out_headers)
+        return answer(environ, start_response)
 
 
 def routed_functions() -> list[str]:

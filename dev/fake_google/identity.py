@@ -166,6 +166,11 @@ class AccessTokens:
     def __init__(self, secret: bytes | None = None) -> None:
         self._secret = secret or os.urandom(32)
 
+    @property
+    def secret(self) -> bytes:
+        """The key tokens are signed with (kept with a persisted world, so its tokens outlive a restart)."""
+        return self._secret
+
     def _mac(self, body: str) -> str:
         return _b64encode(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
 

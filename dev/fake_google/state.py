@@ -678,6 +678,51 @@ class FakeWorld:
                                                            f'scope="{" ".join(sorted(accepted))}"'})
         return caller
 
+    # ------------------------------------------------------------------ persistence (see persistence.py)
+
+    _CONFIG_FIELDS = ("conference_mode", "pending_polls", "max_page_size", "workspace_domain", "open_directory",
+                      "delegation_scopes", "token_lifetime_seconds", "default_owner")
+
+    def snapshot(self) -> dict:
+        """What a restarted server needs to be this world again (test controls and the request log excluded)."""
+        from cryptography.hazmat.primitives import serialization
+
+        from .persistence import b64, dump
+
+        with self._lock:
+            return {
+                "events": [[cal, eid, dump(ev)] for (cal, eid), ev in self._events.items()],
+                "spaces": dump(self._spaces), "space_by_code": dict(self._space_by_code),
+                "conferences": dump(self._conferences), "files": dump(self._files), "users": dump(self._users),
+                "workspace_users": dump(self._workspace_users), "etag_seq": self._etag_seq,
+                "config": {name: copy.deepcopy(getattr(self, name)) for name in self._CONFIG_FIELDS},
+                "token_secret": b64(self._tokens.secret),
+                "service_accounts": {email: [k.public_bytes(serialization.Encoding.PEM,
+                                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+                                             for k in keys] for email, keys in self._service_accounts.items()},
+            }
+
+    def restore(self, data: dict) -> None:
+        """Become the world a snapshot describes (service accounts are added to those already trusted)."""
+        from .persistence import load, unb64
+
+        with self._lock:
+            self._events = {(cal, eid): load(_Event, ev) for cal, eid, ev in data["events"]}
+            self._spaces = load(dict[str, _Space], data["spaces"])
+            self._space_by_code = dict(data["space_by_code"])
+            self._conferences = load(dict[str, _Conference], data["conferences"])
+            self._files = load(dict[str, _DriveFile], data["files"])
+            self._users = load(dict[str, _User], data["users"])
+            self._workspace_users = load(dict[str, _WorkspaceUser], data["workspace_users"])
+            self._etag_seq = int(data["etag_seq"])
+            for name, value in data["config"].items():
+                if name in self._CONFIG_FIELDS:
+                    setattr(self, name, value)
+            self._tokens = AccessTokens(unb64(data["token_secret"]))
+            for email, pems in data.get("service_accounts", {}).items():
+                for pem in pems:
+                    self.register_service_account(email, pem)
+
     # ------------------------------------------------------------------ helpers
 
     def _now(self) -> datetime:
