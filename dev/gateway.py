@@ -126,6 +126,10 @@ class GatewayRequestHandler(WSGIRequestHandler):
     def send_error(self, code, message=None, explain=None):
         response = problem(int(code), _SERVER_REFUSALS.get(int(code), "The request is not valid HTTP."))
         body = response.get_data()
+        # A request line it could not parse leaves the HTTP/0.9 default, which would send the body without a status
+        # line: nobody speaks HTTP/0.9 to an API.
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.1"
         self.send_response(code)
         for name, value in (("Content-Type", response.content_type), ("Content-Length", str(len(body))),
                             ("Cache-Control", "no-store"), ("Connection", "close")):

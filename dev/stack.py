@@ -415,7 +415,8 @@ def main() -> int:
 
         # The gateway signs its calls to the public functions as API Gateway does, and adds nothing to internal
         # ones: task deliveries and sweeps carry the invoker's ID token themselves.
-        gateway = Gateway(functions, identity=IdTokenSource(LOCAL_GATEWAY_SA, gateway_key, token_uri))
+        gateway = Gateway(functions, identity=IdTokenSource(LOCAL_GATEWAY_SA, gateway_key, token_uri),
+                          body_seconds=float(os.environ.get("BODY_READ_TIMEOUT_SECONDS") or 10))
         stack.gateway_server = make_server("127.0.0.1", gateway_port, gateway, threaded=True,
                                            request_handler=GatewayRequestHandler)
         threading.Thread(target=stack.gateway_server.serve_forever, daemon=True).start()
