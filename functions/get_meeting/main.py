@@ -3,7 +3,7 @@ import functions_framework
 
 from shared.services import health as health_check
 from shared.services import meetings
-from shared.web import docs_page, openapi
+from shared.web import docs_page, examples, openapi
 from shared.web.app import Context, FunctionApp, Reply
 from shared.web.models import MeetingListQuery
 
@@ -41,7 +41,9 @@ def health(ctx: Context):
 
 @app.route("openapi")
 def openapi_document(ctx: Context):
-    return openapi.served(openapi.origin(ctx.request.headers, ctx.request.host_url))
+    # The example page token signed as this deployment signs them, so "Try it out" runs as the document shows it.
+    token = meetings.sign_page_token(examples.PAGE_TOKEN, ctx.deps.settings)
+    return openapi.served(openapi.origin(ctx.request.headers, ctx.request.host_url), examples={"page_token": token})
 
 
 @app.route("docs")

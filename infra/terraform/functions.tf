@@ -16,6 +16,8 @@ locals {
       memory      = "512Mi"
       cpu         = "1"
       timeout     = 60
+      # It issues and reads the list's page tokens, signed with PAGE_TOKEN_KEY (secrets.tf).
+      page_token_key = true
     }
     update_meeting = {
       public      = true
@@ -71,6 +73,19 @@ locals {
     name => "https://${local.run_services[name]}-${data.google_project.this.number}.${var.region}.run.app"
   }
 
+  # API Gateway calls each public function at its deterministic run.app URL too, and that URL is the audience of
+  # the ID token it signs each call with (jwt_audience in the generated spec). The functions read the caller's
+  # X-Forwarded-Authorization only beside a verified token of the gateway's account for one of these audiences
+  # (GATEWAY_SA, OIDC_AUDIENCES), so a request that did not come through the gateway cannot bring someone's key
+  # in that header (docs/decisions/0009).
+  public_urls = {
+    for name in keys(local.public_functions) :
+    name => "https://${local.run_services[name]}-${data.google_project.this.number}.${var.region}.run.app"
+  }
+
+  # The page-token key reaches only the function that signs and verifies page tokens.
+  page_token_secret_env = { PAGE_TOKEN_KEY = google_secret_manager_secret.page_token_key.secret_id }
+
   # Connection budget: every instance may hold DB_POOL_SIZE connections, and the sum over all functions at
   # their max_instances must fit in max_connections minus the reserve. With the defaults:
   # (5 + 5 + 3 + 3 + 2 + 2) x 4 = 80 <= 100 - 15.
@@ -100,6 +115,8 @@ locals {
     SYNC_RECORDINGS_URL    = local.internal_urls["sync_recordings"]
     TASKS_INVOKER_SA       = google_service_account.invoker.email
     FIRESTORE_DATABASE     = google_firestore_database.ledger.name
+    GATEWAY_SA             = google_service_account.gateway.email
+    OIDC_AUDIENCES         = jsonencode([for name in sort(keys(local.public_urls)) : local.public_urls[name]])
   }
 }
 
@@ -199,7 +216,7 @@ resource "google_cloudfunctions2_function" "fn" {
     environment_variables          = local.function_env
 
     dynamic "secret_environment_variables" {
-      for_each = var.secret_env
+      for_each = merge(var.secret_env, lookup(each.value, "page_token_key", false) ? local.page_token_secret_env : {})
       content {
         key        = secret_environment_variables.key
         project_id = var.project_id

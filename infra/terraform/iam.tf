@@ -243,6 +243,7 @@ resource "time_sleep" "iam_propagation" {
       [google_cloud_tasks_queue_iam_member.runtime_enqueuer.id],
       [google_service_account_iam_member.runtime_acts_as_invoker.id],
       [google_service_account_iam_member.runtime_signs_for_delegation.id],
+      [google_secret_manager_secret_iam_member.runtime_reads_page_token_key.id],
       [for grant in google_secret_manager_secret_iam_member.runtime : grant.id],
     ))
   }

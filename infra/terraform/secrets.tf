@@ -1,9 +1,32 @@
-# No secret is declared, because the code reads none: Google access is keyless (the runtime account signs
-# through IAM for the delegation account), Cloud SQL uses IAM database authentication, and API keys are stored
-# in PostgreSQL as SHA-256 hashes, minted with `make api-key`.
-#
-# The wiring for the first secret is in place. Create the secret and add its versions outside Terraform, so the
-# value never enters the state:
+# Google access is keyless (the runtime account signs through IAM for the delegation account), Cloud SQL uses
+# IAM database authentication, and API keys are stored in PostgreSQL as SHA-256 hashes, minted with
+# `make api-key`. The one secret the code reads is PAGE_TOKEN_KEY, the HMAC key that signs the list's page
+# tokens (shared/services/meetings.py). Terraform declares the secret and who may read it; its value is added
+# outside Terraform, so it never enters the state. Once, before the first full apply (get_meeting cannot deploy
+# without a version):
+#   terraform apply -target=google_secret_manager_secret.page_token_key
+#   python3 -c "import secrets; print(secrets.token_urlsafe(32), end='')" \
+#     | gcloud secrets versions add "$(terraform output -raw page_token_key_secret)" --data-file=-
+# To rotate it, add a version holding "NEW,OLD" (the first key signs, every key verifies), redeploy, and drop OLD
+# a day later. Only get_meeting mounts it.
+resource "google_secret_manager_secret" "page_token_key" {
+  secret_id = "${var.name}-page-token-key"
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_secret_manager_secret_iam_member" "runtime_reads_page_token_key" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.page_token_key.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = local.runtime_member
+}
+
+# Further secrets, should the code ever read one: create it and add its versions outside Terraform, as above,
 #   gcloud secrets create SECRET_ID --replication-policy=automatic
 #   printf %s "$VALUE" | gcloud secrets versions add SECRET_ID --data-file=-
 # then set `secret_env = { ENV_NAME = "SECRET_ID" }`: the runtime account gets access to exactly that secret
@@ -16,6 +39,6 @@ resource "google_secret_manager_secret_iam_member" "runtime" {
   role      = "roles/secretmanager.secretAccessor"
   member    = local.runtime_member
 
-  # secretmanager.googleapis.com is enabled (services.tf) exactly when a secret is mounted.
+  # secretmanager.googleapis.com is enabled (services.tf) before any secret is read.
   depends_on = [google_project_service.enabled]
 }

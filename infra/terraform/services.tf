@@ -1,5 +1,5 @@
 locals {
-  services = toset(concat([
+  services = toset([
     "apigateway.googleapis.com",
     "servicemanagement.googleapis.com",
     "servicecontrol.googleapis.com",
@@ -23,7 +23,9 @@ locals {
     "drive.googleapis.com",
     "people.googleapis.com",
     "admin.googleapis.com",
-  ], length(var.secret_env) > 0 ? ["secretmanager.googleapis.com"] : []))
+    # The secrets the code reads (secrets.tf).
+    "secretmanager.googleapis.com",
+  ])
 }
 
 resource "google_project_service" "enabled" {

@@ -319,7 +319,11 @@ def encode_page_token(meeting: Meeting, settings: Settings) -> str:
     """Where the next page starts, signed: a token is opaque, and one the API did not issue is refused."""
     assert meeting.created_at is not None
     raw = json.dumps({"c": meeting.created_at.isoformat(), "i": meeting.id}).encode()
-    payload = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return sign_page_token(base64.urlsafe_b64encode(raw).decode().rstrip("="), settings)
+
+
+def sign_page_token(payload: str, settings: Settings) -> str:
+    """A page token's payload with its signature: what `decode_page_token` accepts."""
     return f"{payload}.{_token_mac(payload, page_token_keys(settings)[0])}"
 
 

@@ -24,9 +24,12 @@ REQUIRED_IN_CLOUD = {"CLOUD_SQL_INSTANCE", "DB_IAM_USER", "GOOGLE_DELEGATION_SA"
 # Set in the cloud although they have defaults, because the deployment decides them.
 DEPLOYMENT_DECIDES = {"DB_NAME", "CLOUD_SQL_IP_TYPE", "DB_POOL_SIZE", "WORKSPACE_DOMAIN", "DEFAULT_CALENDAR_OWNER",
                       "DEFAULT_TIME_ZONE", "GRACE_PERIOD_MINUTES", "LOG_LEVEL", "TASKS_QUEUE", "CHECK_STATUS_URL",
-                      "SYNC_RECORDINGS_URL", "TASKS_INVOKER_SA", "FIRESTORE_DATABASE"}
+                      "SYNC_RECORDINGS_URL", "TASKS_INVOKER_SA", "FIRESTORE_DATABASE", "GATEWAY_SA",
+                      "OIDC_AUDIENCES"}
 # Local-only switches: set in the cloud they would bypass Cloud SQL, Google or the real Cloud Tasks.
 LOCAL_ONLY = {"DATABASE_URL", "GOOGLE_API_ROOT", "TASKS_EMULATOR_HOST"}
+# Secrets: mounted from Secret Manager (secret_environment_variables), never plain environment.
+SECRET_SETTINGS = {"PAGE_TOKEN_KEY"}
 _OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True,
                                      preserve_heredocs=False)
 
@@ -117,7 +120,7 @@ def test_environment_provides_every_required_setting(tf):
             assert _env_name(name, field) in REQUIRED_IN_CLOUD, f"new required setting {name}: add it to terraform"
     provided = set(_locals(tf)["function_env"])
     assert REQUIRED_IN_CLOUD | DEPLOYMENT_DECIDES <= provided, sorted((REQUIRED_IN_CLOUD | DEPLOYMENT_DECIDES) - provided)
-    assert not provided & LOCAL_ONLY
+    assert not provided & (LOCAL_ONLY | SECRET_SETTINGS)
     assert provided <= names, f"not settings of the code: {sorted(provided - names)}"
 
 
@@ -286,8 +289,24 @@ def test_firestore_ttl_covers_the_ledger_collections(tf):
 
 
 def test_secrets_are_only_the_ones_the_code_reads(tf):
-    assert _resources(tf, "google_secret_manager_secret") == {}
+    assert set(_resources(tf, "google_secret_manager_secret")) == {"page_token_key"}
+    assert not _resources(tf, "google_secret_manager_secret_version"), "secret values never enter the state"
     assert _variables(tf)["secret_env"]["default"] == {}
+    names = {_env_name(n, f) for n, f in Settings.model_fields.items()}
+    assert SECRET_SETTINGS <= names
+    assert _locals(tf)["page_token_secret_env"] == {
+        "PAGE_TOKEN_KEY": "${google_secret_manager_secret.page_token_key.secret_id}"}
+    # Only the function that issues and reads page tokens gets the key.
+    table = _locals(tf)["functions"]
+    assert {n for n, fn in table.items() if fn.get("page_token_key")} == {"get_meeting"}
+    secrets = _one(_one(_resources(tf, "google_cloudfunctions2_function")["fn"]["service_config"])
+                   ["dynamic"])["secret_environment_variables"]
+    assert secrets["for_each"] == ('${merge(var.secret_env, lookup(each.value, "page_token_key", false) ? '
+                                   'local.page_token_secret_env : {})}')
+    grant = _resources(tf, "google_secret_manager_secret_iam_member")["runtime_reads_page_token_key"]
+    assert grant["role"] == "roles/secretmanager.secretAccessor"
+    assert grant["member"] == "${local.runtime_member}"
+    assert grant["secret_id"] == "${google_secret_manager_secret.page_token_key.secret_id}"
 
 
 # --- packages ----------------------------------------------------------------------------------------------
@@ -426,6 +445,31 @@ def test_auth_accepts_the_run_app_urls_as_audiences(tf, monkeypatch):
     assert sorted(seen["audience"]) == sorted(urls.values())
 
 
+def _public_url(tf, name: str) -> str:
+    template = re.search(r'name => "([^"]+)"', _locals(tf)["public_urls"]).group(1)
+    return (template.replace("${local.run_services[name]}", _run_service(tf, name))
+            .replace("${data.google_project.this.number}", PROJECT_NUMBER).replace("${var.region}", REGION))
+
+
+def test_the_gateway_signs_for_the_audiences_the_public_functions_accept(tf):
+    """API Gateway calls each public function at its run.app URL with an ID token for that URL (jwt_audience); the
+    functions take X-Forwarded-Authorization only beside such a token of GATEWAY_SA, for one of OIDC_AUDIENCES."""
+    public = {name for name, fn in _locals(tf)["functions"].items() if fn["public"]}
+    assert "for name in keys(local.public_functions)" in _locals(tf)["public_urls"]
+    assert {n: _public_url(tf, n) for n in public} == {
+        n: f"https://{n.replace('_', '-')}-{PROJECT_NUMBER}.{REGION}.run.app" for n in public}
+    env = _locals(tf)["function_env"]
+    assert env["GATEWAY_SA"] == "${google_service_account.gateway.email}"
+    assert env["OIDC_AUDIENCES"] == ("${jsonencode([for name in sort(keys(local.public_urls)) : "
+                                     "local.public_urls[name]])}")
+    assert "for name in keys(local.public_functions) : name => local.public_urls[name]" in _locals(tf)["gateway_spec"]
+    urls = {name: f"https://{name}.example.run.app" for name in gateway_spec.public_functions()}
+    spec = json.loads(gateway_spec.render_template(gateway_spec.TEMPLATE_PATH.read_text(encoding="utf-8"), urls))
+    for methods in spec["paths"].values():
+        for op in methods.values():
+            assert op["x-google-backend"]["jwt_audience"] == op["x-google-backend"]["address"]
+
+
 def test_checks_compare_the_computed_names_and_urls_with_googles(tf):
     checks = {name: body for block in tf["check"] for name, body in block.items()}
     assert "local.run_services[name]" in json.dumps(checks["run_services"])
@@ -506,7 +550,9 @@ def test_gateway_service_is_enabled_after_its_config_exists(tf):
 def test_secret_grants_wait_for_secret_manager(tf):
     grant = _resources(tf, "google_secret_manager_secret_iam_member")["runtime"]
     assert "${google_project_service.enabled}" in grant["depends_on"]
-    assert 'length(var.secret_env) > 0 ? ["secretmanager.googleapis.com"]' in _locals(tf)["services"]
+    assert '"secretmanager.googleapis.com"' in _locals(tf)["services"]
+    secret = _resources(tf, "google_secret_manager_secret")["page_token_key"]
+    assert "${google_project_service.enabled}" in secret["depends_on"]
 
 
 def test_max_instances_is_a_lookup_so_the_precondition_speaks(tf):
