@@ -389,8 +389,10 @@ def _log_tail(emulator: Emulator, lines: int = 30) -> str:
 
 
 def _ensure_port_free(port: int) -> None:
-    # A leftover emulator on the same port would otherwise pass the readiness check.
+    # A leftover emulator on the same port would otherwise pass the readiness check. Connections of a stopped one
+    # left in TIME_WAIT do not count (the servers bind with SO_REUSEADDR too), so it can be restarted on its port.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError as exc:

@@ -428,7 +428,8 @@ def main() -> int:
         def write_info() -> None:
             (state / "stack.json").write_text(json.dumps(
                 {"gateway": base, "google_api_root": google_root, "functions": functions, "pid": os.getpid(),
-                 "pids": {c.name: c.process.pid for c in stack.components if isinstance(c, Process)},
+                 "pids": {**{c.name: c.process.pid for c in stack.components if isinstance(c, Process)},
+                          **{c.name: c.emulator.process.pid for c in stack.components if isinstance(c, EmulatorSlot)}},
                  "firestore": firestore.host_port, "cloud_tasks": cloud_tasks.host_port,
                  "tasks_queue": env["TASKS_QUEUE"], "project": PROJECT}, indent=2))
 
