@@ -330,7 +330,9 @@ def sign_page_token(payload: str, settings: Settings) -> str:
 def decode_page_token(token: str, settings: Settings) -> tuple[datetime, str]:
     refused = InvalidInput.field("page_token", "is not a token this API issued")
     payload, _, mac = token.partition(".")
-    if not any(hmac.compare_digest(mac, _token_mac(payload, key)) for key in page_token_keys(settings)):
+    # Compared as bytes: a token is any text the client sends (compare_digest refuses non-ASCII str).
+    given = mac.encode("utf-8", "surrogatepass")
+    if not any(hmac.compare_digest(given, _token_mac(payload, key).encode()) for key in page_token_keys(settings)):
         raise refused
     try:
         data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -343,7 +345,7 @@ def decode_page_token(token: str, settings: Settings) -> tuple[datetime, str]:
 
 
 def _token_mac(payload: str, key: bytes) -> str:
-    digest = hmac.new(key, b"page-token:" + payload.encode(), hashlib.sha256).digest()
+    digest = hmac.new(key, b"page-token:" + payload.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode()
 
 

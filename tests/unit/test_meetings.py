@@ -268,6 +268,7 @@ def test_page_tokens_are_signed_so_a_forged_or_altered_one_is_invalid_input(db, 
         f"{forge(dict(seen, c='2099-01-01T00:00:00+00:00'))}.{mac}",  # another position under the same signature
         meetings.encode_page_token(last, other_key),  # another deployment's key
         f"{payload}.{mac[:-2]}AA",
+        f"{payload}.ñ{mac[1:]}", "Ê󱑴.𧈗9",  # any text a client sends: still a 422, never a 500
     ]
     for bad in forged:
         with pytest.raises(InvalidInput) as caught:
