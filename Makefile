@@ -18,8 +18,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-	@$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>/dev/null \
-		|| $(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@# setuptools warns at length that an editable install is one; the product is meant to be one here.
+	@PYTHONWARNINGS=ignore $(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+		-e . 2>/dev/null || PYTHONWARNINGS=ignore $(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 test-tools: ## install the tools the API document tests drive (Chromium, newman, openapi-python-client)

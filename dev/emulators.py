@@ -301,9 +301,10 @@ def start_cloud_tasks(
     max_retries: int = 5,
     log_dir: Path | None = None,
     timeout: float = 60,
+    extra_queues: tuple[str, ...] = (),
     oidc: dict | None = None,
 ) -> Emulator:
-    """Start the Cloud Tasks emulator on 127.0.0.1:port and make sure the queue exists.
+    """Start the Cloud Tasks emulator on 127.0.0.1:port and make sure the queue (and `extra_queues`) exist.
 
     `oidc` = {"token_uri": ..., "keys": {service account email: PEM key file}} lets it attach ID tokens of those
     accounts to the tasks that ask for one (`oidc_token`), as Cloud Tasks does.
@@ -325,11 +326,12 @@ def start_cloud_tasks(
     emulator = _spawn("cloud-tasks", cmd, host_port, env, log_dir)
     started = time.monotonic()
     _wait_until(emulator, lambda: _accepts_connections(port), timeout)
-    try:
-        _create_queue(host_port, project, location, queue)
-    except Exception as exc:
-        emulator.stop()
-        raise EmulatorError(f"cloud-tasks: could not create queue {queue}: {exc}") from exc
+    for name in (queue, *extra_queues):
+        try:
+            _create_queue(host_port, project, location, name)
+        except Exception as exc:
+            emulator.stop()
+            raise EmulatorError(f"cloud-tasks: could not create queue {name}: {exc}") from exc
     logger.info("cloud-tasks ready on %s in %.1f s", host_port, time.monotonic() - started)
     return emulator
 

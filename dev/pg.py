@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -11,12 +10,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def state_dir() -> Path:
-    """Where local data lives: LOCAL_STATE_DIR, else .local/ in the repository."""
-    return Path(os.environ.get("LOCAL_STATE_DIR") or ROOT / ".local").resolve()
+    """Where local data lives: LOCAL_STATE_DIR, else .local/ in the repository (the product's own setting)."""
+    from shared.settings import local_state_dir
+
+    return local_state_dir().resolve()
 
 
 def embedded(data_dir: Path | None = None, database: str = "meet"):
     """Start (or attach to) the embedded server; returns (server, libpq URL of `database`)."""
+    import warnings
+
+    # platformdirs warns on every start when XDG_RUNTIME_DIR is unset (containers, CI); it falls back fine.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver
 
     # pgserver narrates every pg_ctl call at INFO; only its problems are worth showing.

@@ -42,6 +42,7 @@ def wait_for_port(port: int, process: subprocess.Popen | None, timeout: float, n
 
 
 PROJECT, LOCATION, QUEUE = "local-dev", "us-central1", "meet-tasks"
+WEBHOOK_QUEUE = "meet-webhooks"
 from shared.settings import LOCAL_DELEGATION_SA, LOCAL_SIGNING_KEY  # noqa: E402  (one source for both)
 
 
@@ -311,6 +312,20 @@ def ensure_key(db_url: str, path: Path, *, name: str = "local-dev", role: str = 
         db.close()
 
 
+def webhook_env(state: Path, base: str) -> dict[str, str]:
+    """Webhooks as in the cloud, with a local encryption key kept under the state dir and local receivers allowed."""
+    from shared.adapters.secret_box import new_key
+
+    path = state / "webhook-secrets-key"
+    if not path.exists():
+        path.write_text(new_key())
+        path.chmod(0o600)
+    return {"WEBHOOK_SECRETS_KEY": os.environ.get("WEBHOOK_SECRETS_KEY") or path.read_text().strip(),
+            "WEBHOOK_TASKS_QUEUE": f"projects/{PROJECT}/locations/{LOCATION}/queues/{WEBHOOK_QUEUE}",
+            "DELIVER_WEBHOOKS_URL": f"{base}/internal/deliver-webhooks",
+            "WEBHOOK_ALLOW_LOOPBACK_HTTP": os.environ.get("WEBHOOK_ALLOW_LOOPBACK_HTTP", "true")}
+
+
 def scheduler_loop(urls: list[str], invoker, interval: float, stopping: threading.Event) -> None:
     """Cloud Scheduler's part: POST `{}` to each sweep every `interval` seconds with the invoker's ID token, whose
     audience is the sweep's URL (as infra/terraform/scheduler.tf has it)."""
@@ -385,6 +400,7 @@ def main() -> int:
         # Restarted, it has forgotten its queued tasks (its state is in memory): the sweeps enqueue what is due.
         cloud_tasks = stack.add(EmulatorSlot("cloud-tasks", lambda: emulators.start_cloud_tasks(
             tasks_port, project=PROJECT, location=LOCATION, queue=QUEUE, log_dir=state / "logs",
+            extra_queues=(WEBHOOK_QUEUE,),
             oidc={"token_uri": token_uri, "keys": {LOCAL_INVOKER_SA: str(invoker_key)}}))).emulator
         base = f"http://127.0.0.1:{gateway_port}"
         # The clinic's Workspace in miniature, unless the environment names another.
@@ -400,7 +416,8 @@ def main() -> int:
                    # Internal functions take the invoker's ID tokens, verified against the Google root's
                    # certificates exactly as against Google's in the cloud.
                    TASKS_INVOKER_SA=LOCAL_INVOKER_SA, OIDC_CERTS_URL=f"{google_root}oauth2/v1/certs",
-                   PAGE_TOKEN_KEY=os.environ.get("PAGE_TOKEN_KEY") or secret_file(state / "page-token-key"))
+                   PAGE_TOKEN_KEY=os.environ.get("PAGE_TOKEN_KEY") or secret_file(state / "page-token-key"),
+                   **webhook_env(state, base))
         ports = {name: free_port() for name in routed_functions()}
         functions = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         # Public functions read X-Forwarded-Authorization only beside the gateway's ID token, whose audience is the
@@ -423,15 +440,16 @@ def main() -> int:
         key = ensure_key(db_url, state / "dev-api-key")
         interval = float(os.environ.get("SWEEP_INTERVAL_SECONDS", "60"))
         if interval > 0:
-            threading.Thread(target=scheduler_loop, args=([env["CHECK_STATUS_URL"], env["SYNC_RECORDINGS_URL"]],
-                                                          invoker, interval, stopping), daemon=True).start()
+            sweeps = [env["CHECK_STATUS_URL"], env["SYNC_RECORDINGS_URL"], env["DELIVER_WEBHOOKS_URL"]]
+            threading.Thread(target=scheduler_loop, args=(sweeps, invoker, interval, stopping), daemon=True).start()
         def write_info() -> None:
             (state / "stack.json").write_text(json.dumps(
                 {"gateway": base, "google_api_root": google_root, "functions": functions, "pid": os.getpid(),
                  "pids": {**{c.name: c.process.pid for c in stack.components if isinstance(c, Process)},
                           **{c.name: c.emulator.process.pid for c in stack.components if isinstance(c, EmulatorSlot)}},
                  "firestore": firestore.host_port, "cloud_tasks": cloud_tasks.host_port,
-                 "tasks_queue": env["TASKS_QUEUE"], "project": PROJECT}, indent=2))
+                 "tasks_queue": env["TASKS_QUEUE"], "tasks_invoker_sa": LOCAL_INVOKER_SA, "project": PROJECT},
+                indent=2))
 
         write_info()
         print(f"\nMeet middleware is serving at {base}\n"

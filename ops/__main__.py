@@ -7,6 +7,7 @@ import os
 import sys
 
 from shared.domain.principal import ROLES
+from shared.settings import local_state_dir
 
 
 def _database():
@@ -38,6 +39,30 @@ def _print_jobs(rows: list[dict]) -> None:
               f"{r.get('trigger') or '-':<8} {r.get('outcome') or r.get('state') or '-':<8} {r['run_id']:<32} {counts}")
 
 
+def _background(args: argparse.Namespace) -> int:
+    from ops import background
+    from shared.adapters.cloud_tasks import build_queue
+
+    queue = build_queue(background.tasks_settings(local_state_dir()))
+    db, _server = _database()
+    try:
+        if args.command == "backfill":
+            start, end = background.parse_time(args.start), background.parse_time(args.end)
+            if end <= start:
+                raise background.OpsError("--to must be after --from")
+            todo = background.meetings_to_do(db, start=start, end=end)
+            kind = args.kind
+        else:
+            todo = background.meetings_to_do(db, meeting_id=args.meeting_id)
+            kind = args.command
+    finally:
+        db.close()
+    counts = background.enqueue(kind, todo, queue=queue)
+    print(f"{kind}: {len(todo)} meeting(s); enqueued {counts['enqueued']}, already queued {counts['already']}, "
+          f"failed {counts['failed']}")
+    return 1 if counts["failed"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,11 +75,46 @@ def main(argv: list[str] | None = None) -> int:
     keys_sub.add_parser("list", help="every key: id, client, role, hint, created, revoked")
     revoke = keys_sub.add_parser("revoke", help="revoke one key by id (the client's other keys keep working)")
     revoke.add_argument("key_id")
+    keys_mint = keys_sub.add_parser("mint", help="mint a key (printed as the last line), like api-key")
+    keys_mint.add_argument("--name", required=True, help="the API client's name, e.g. xoma")
+    keys_mint.add_argument("--role", default="service", choices=ROLES)
+    for kind, text in (("check", "check one meeting's status against Google now"),
+                       ("sync", "sync one meeting's attendance and recordings now")):
+        one = sub.add_parser(kind, help=f"{text} (a Cloud Task, as the follow-ups are)")
+        one.add_argument("meeting_id")
+    backfill = sub.add_parser("backfill", help="check or sync every meeting whose slot starts in a range")
+    backfill.add_argument("kind", choices=("check", "sync"))
+    backfill.add_argument("--from", dest="start", required=True, help="RFC 3339, inclusive")
+    backfill.add_argument("--to", dest="end", required=True, help="RFC 3339, exclusive")
+    scheduler = sub.add_parser("scheduler", help="the Cloud Scheduler sweeps: list, pause, resume, run")
+    scheduler.add_argument("args", nargs=argparse.REMAINDER, help="e.g. list --project P --location L")
+    sub.add_parser("stack", help="the running local stack's URLs")
     jobs = sub.add_parser("jobs", help="the latest background job runs the Firestore ledger recorded")
     jobs.add_argument("--kind", choices=("check_status", "sync_recordings"), help="only this job")
     jobs.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+    if args.command == "scheduler":
+        from ops import scheduler as scheduler_ops
+
+        return scheduler_ops.main(args.args or ["--help"])
+    from ops import background
+
+    try:
+        if args.command == "stack":
+            info = background.stack_urls(local_state_dir())
+            base = info["gateway"]
+            print(f"API:         {base}\nDocs:        {base}/v1/docs\nOpenAPI:     {base}/v1/openapi.json\n"
+                  f"Google root: {info['google_api_root']}\nFirestore:   {info['firestore']}\n"
+                  f"Cloud Tasks: {info['cloud_tasks']} ({info['tasks_queue']})")
+            for name, url in sorted(info["functions"].items()):
+                print(f"  {name:<16} {url}")
+            return 0
+        if args.command in ("check", "sync", "backfill"):
+            return _background(args)
+    except background.OpsError as exc:
+        raise SystemExit(f"ops: {exc}") from None
 
     if args.command == "jobs":
         from shared.adapters.firestore import build_ledger
@@ -74,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             applied = migrate.migrate(db)
             print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
-        elif args.command == "api-key":
+        elif args.command == "api-key" or (args.command == "keys" and args.keys_command == "mint"):
             if not args.name.strip():
                 parser.error("--name must not be empty")
             migrate.migrate(db)

@@ -14,7 +14,7 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def database(settings: DatabaseSettings, *, size: int | None = None):
+def database(settings: DatabaseSettings, *, size: int | None = None, on_commit=None):
     """The pool the settings name: DATABASE_URL, or Cloud SQL through the connector with IAM auth."""
     from shared.adapters.postgres.db import Database, cloud_sql_connector, local_connector
 
@@ -25,7 +25,7 @@ def database(settings: DatabaseSettings, *, size: int | None = None):
         assert s.cloud_sql_instance and s.db_iam_user  # DatabaseSettings refuses anything else
         connect = cloud_sql_connector(s.cloud_sql_instance, user=s.db_iam_user, database=s.db_name,
                                       ip_type=s.cloud_sql_ip_type)
-    return Database(connect, size=size or s.db_pool_size, lock_timeout_ms=s.db_lock_timeout_ms)
+    return Database(connect, size=size or s.db_pool_size, lock_timeout_ms=s.db_lock_timeout_ms, on_commit=on_commit)
 
 
 class Deps:
@@ -37,7 +37,17 @@ class Deps:
 
     @functools.cached_property
     def db(self):
-        return database(self.settings)
+        # The webhooks' outbox: deliveries a transaction recorded go to Cloud Tasks once it has committed.
+        return database(self.settings, on_commit=self._after_commit)
+
+    def _after_commit(self, noted: dict) -> None:
+        from shared.adapters.postgres.webhooks import NEW_DELIVERIES
+
+        if noted.get(NEW_DELIVERIES):
+            from shared.services import webhooks
+
+            webhooks.enqueue_deliveries(noted[NEW_DELIVERIES], tasks=self.webhook_tasks, settings=self.settings,
+                                        clock=self.clock)
 
     @functools.cached_property
     def google(self):
@@ -76,6 +86,31 @@ class Deps:
         from shared.adapters.cloud_tasks import build_queue
 
         return build_queue(self.settings)
+
+    @functools.cached_property
+    def webhook_tasks(self):
+        """The queue of webhook deliveries (WEBHOOK_TASKS_QUEUE, else TASKS_QUEUE)."""
+        from shared.adapters.cloud_tasks import build_webhook_queue
+
+        return build_webhook_queue(self.settings)
+
+    @functools.cached_property
+    def secret_box(self):
+        """Encryption of the webhook signing secrets, or None while WEBHOOK_SECRETS_KEY is not set."""
+        from shared.adapters.secret_box import SecretBox
+
+        key = self.settings.webhook_secrets_key
+        if key is None:
+            log.warning("webhooks off: WEBHOOK_SECRETS_KEY is not set, endpoints cannot be created or served")
+            return None
+        return SecretBox(key.get_secret_value())
+
+    @functools.cached_property
+    def webhook_sender(self):
+        from shared.adapters.webhook_sender import WebhookSender
+
+        return WebhookSender(allow_loopback=self.settings.webhook_allow_loopback_http,
+                             timeout=self.settings.webhook_timeout_seconds)
 
     @functools.cached_property
     def ledger(self):

@@ -24,8 +24,10 @@ def local_state_dir() -> Path:
 class DatabaseSettings(BaseSettings):
     """Where the database is: all that operator commands (migrations, keys) need."""
 
-    # An empty variable counts as unset: deploy tooling often renders absent values as "".
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
+    # An empty variable counts as unset: deploy tooling often renders absent values as "". A refused value is not
+    # repeated in the error (it may be a key or a URL with a password): the message names the setting and the rule.
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True,
+                                      hide_input_in_errors=True)
 
     # Database: DATABASE_URL locally (or any PostgreSQL), the Cloud SQL connector in the cloud.
     database_url: str | None = None
@@ -54,7 +56,19 @@ class FirestoreSettings(BaseSettings):
     gcp_project: str | None = Field(None, alias="GOOGLE_CLOUD_PROJECT")
 
 
-class Settings(DatabaseSettings, FirestoreSettings):
+class TasksSettings(BaseSettings):
+    """Where one meeting's background work is enqueued (Cloud Tasks) and which URLs and identity it calls."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
+
+    tasks_queue: str | None = Field(None, description="projects/P/locations/L/queues/Q; Cloud Tasks off when unset")
+    tasks_emulator_host: str | None = Field(None, description="host:port of a local Cloud Tasks emulator")
+    check_status_url: str | None = None
+    sync_recordings_url: str | None = None
+    tasks_invoker_sa: str | None = Field(None, description="the account whose OIDC tokens invoke internal functions")
+
+
+class Settings(DatabaseSettings, FirestoreSettings, TasksSettings):
     """Every knob of the product; names are the environment variables, upper-cased."""
 
     # Google: GOOGLE_API_ROOT points every API at a Google-compatible root (the local fake).
@@ -72,11 +86,6 @@ class Settings(DatabaseSettings, FirestoreSettings):
     conference_poll_interval_seconds: float = Field(0.5, gt=0)
 
     # Background work: Cloud Tasks for one meeting, Cloud Scheduler sweeps, the Firestore ledger.
-    tasks_queue: str | None = Field(None, description="projects/P/locations/L/queues/Q; Cloud Tasks off when unset")
-    tasks_emulator_host: str | None = Field(None, description="host:port of a local Cloud Tasks emulator")
-    check_status_url: str | None = None
-    sync_recordings_url: str | None = None
-    tasks_invoker_sa: str | None = Field(None, description="the account whose OIDC tokens invoke internal functions")
     gateway_sa: str | None = Field(None, description="the account API Gateway calls the public functions as; only "
                                    "beside its ID token is X-Forwarded-Authorization read")
     oidc_certs_url: str = Field(GOOGLE_CERTS_URL, description="Google's ID-token certificates; with "
@@ -89,11 +98,26 @@ class Settings(DatabaseSettings, FirestoreSettings):
     sync_backoff_max_minutes: float = Field(120, gt=0)
     sweep_batch_size: int = Field(200, ge=1, le=5000)
 
+    # Push events (webhooks): one Cloud Task per delivery attempt, signing secrets encrypted at rest.
+    webhook_secrets_key: SecretStr | None = Field(
+        None, description="base64 AES-256 key(s) encrypting the signing secrets, comma-separated; the first encrypts")
+    webhook_tasks_queue: str | None = Field(None, description="queue of webhook deliveries; TASKS_QUEUE when unset")
+    deliver_webhooks_url: str | None = None
+    webhook_allow_loopback_http: bool = Field(
+        False, description="also accept http(s)://127.0.0.1 and localhost receivers (the local stack sets it)")
+    webhook_timeout_seconds: float = Field(15.0, gt=0, le=60)
+    webhook_retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        description="the wait before each retry of a delivery; after the last one it is failed")
+
     # Domain defaults.
     default_time_zone: str = "America/Bogota"
     default_duration_minutes: int = Field(30, ge=1, le=24 * 60)
     grace_period_minutes: int = Field(60, ge=0)
     default_title: str = "Video appointment"
+    default_room_access: Literal["OPEN", "TRUSTED", "RESTRICTED"] = Field(
+        "RESTRICTED", description="who enters a meeting's Meet room without knocking when the request names no one: "
+                                  "RESTRICTED, only invitees")
 
     # HTTP.
     page_token_key: SecretStr | None = Field(
@@ -123,6 +147,25 @@ class Settings(DatabaseSettings, FirestoreSettings):
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and any(len(k.strip()) < 32 for k in value.get_secret_value().split(",") if k.strip()):
             raise ValueError("each PAGE_TOKEN_KEY key needs at least 32 characters")
+        return value
+
+    @field_validator("webhook_secrets_key")
+    @classmethod
+    def _usable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from shared.adapters.secret_box import SecretBox, SecretBoxError  # no heavy import: base64 only
+
+            try:
+                SecretBox(value.get_secret_value())
+            except SecretBoxError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("webhook_retry_schedule_seconds")
+    @classmethod
+    def _sane_schedule(cls, value: list[float]) -> list[float]:
+        if len(value) > 20 or any(not 0 < wait <= 7 * 24 * 3600 for wait in value):
+            raise ValueError("at most 20 waits, each more than 0 s and at most 7 days")
         return value
 
     @field_validator("google_api_root")

@@ -10,17 +10,30 @@ import pytest
 
 
 class Receiver:
-    """Records every POST as (path, headers, body) and answers `status`."""
+    """Records every POST as (path, headers, body) and answers `status`, or first the answers of `script` in turn.
 
-    def __init__(self, status: int = 204) -> None:
+    A scripted answer is a status or (status, headers), e.g. (302, {"Location": other.url}).
+    """
+
+    def __init__(self, status: int = 204, script: list | None = None) -> None:
         self.requests: queue.Queue[tuple[str, Message, bytes]] = queue.Queue()
         received = self.requests
+        answers = queue.Queue()
+        for answer in script or []:
+            answers.put(answer if isinstance(answer, tuple) else (answer, {}))
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 received.put((self.path, self.headers, body))
-                self.send_response(status)
+                try:
+                    code, headers = answers.get_nowait()
+                except queue.Empty:
+                    code, headers = status, {}
+                self.send_response(code)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:

@@ -31,8 +31,8 @@ _OPEN_OPERATIONS = (TOKEN_OPERATION, CERTS_OPERATION, "unmatched")
 OPERATIONS = (
     TOKEN_OPERATION, CERTS_OPERATION,
     "calendar.events.insert", "calendar.events.get", "calendar.events.list", "calendar.events.patch",
-    "calendar.events.update", "calendar.events.delete",
-    "meet.spaces.create", "meet.spaces.get", "meet.spaces.endActiveConference",
+    "calendar.events.update", "calendar.events.delete", "calendar.freebusy.query",
+    "meet.spaces.create", "meet.spaces.get", "meet.spaces.patch", "meet.spaces.endActiveConference",
     "meet.conferenceRecords.list", "meet.conferenceRecords.get",
     "meet.conferenceRecords.participants.list", "meet.conferenceRecords.participants.get",
     "meet.conferenceRecords.participants.participantSessions.list",
@@ -229,6 +229,10 @@ def create_app(world: FakeWorld) -> Flask:
         world.delete_event(calendar_id, event_id, request.args.get("sendUpdates"), caller=g.caller)
         return Response(status=204)
 
+    @api("/calendar/v3/freeBusy", "calendar.freebusy.query", ("POST",))
+    def calendar_freebusy() -> Response:
+        return jsonify(world.freebusy(_object_body(), caller=g.caller))
+
     # ------------------------------------------------------------------ Meet v2
 
     @api("/v2/spaces", "meet.spaces.create", ("POST",))
@@ -238,6 +242,10 @@ def create_app(world: FakeWorld) -> Flask:
     @api("/v2/spaces/<name>", "meet.spaces.get")
     def meet_space_get(name: str) -> Response:
         return jsonify(world.get_space(name, caller=g.caller))
+
+    @api("/v2/spaces/<name>", "meet.spaces.patch", ("PATCH",))
+    def meet_space_patch(name: str) -> Response:
+        return jsonify(world.patch_space(name, _object_body(), request.args.get("updateMask"), caller=g.caller))
 
     @api("/v2/spaces/<name>:endActiveConference", "meet.spaces.endActiveConference", ("POST",))
     def meet_space_end(name: str) -> Response:
@@ -377,6 +385,14 @@ def create_app(world: FakeWorld) -> Flask:
     @control("/meet/spaces", ("POST",))
     def create_space() -> Response:
         return jsonify(world.create_space(**_kwargs(_object_body(), ("meeting_code", "owner"))))
+
+    @control("/meet/spaces/<name>")
+    def peek_space(name: str) -> Response:
+        return jsonify(world.peek_space(name))
+
+    @control("/meet/spaces/<name>/config", ("PATCH",))
+    def change_space_config(name: str) -> Response:
+        return jsonify(world.change_space_config(name, _object_body()))
 
     @control("/meet/conferences", ("POST",))
     def create_conference() -> Response:

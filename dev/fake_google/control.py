@@ -146,6 +146,14 @@ class FakeGoogleControl:
         """Create (or fetch) the space for a meeting code; a new one belongs to `owner` (default: the default owner)."""
         return self._call("POST", "meet/spaces", _drop_none(meeting_code=meeting_code, owner=owner))
 
+    def space(self, name: str) -> dict:
+        """A space by meeting code or id, as its owner reads it (with `owner`), without counting as an API call."""
+        return self._call("GET", f"meet/spaces/{quote(name.rsplit('/', 1)[-1], safe='')}")
+
+    def change_space_config(self, name: str, config: dict) -> dict:
+        """Change a space's settings as its owner does in the Meet UI: `config` (a SpaceConfig, partial) is merged."""
+        return self._call("PATCH", f"meet/spaces/{quote(name.rsplit('/', 1)[-1], safe='')}/config", config)
+
     def create_conference(self, meeting_code: str | None = None, start_time: str | None = None,
                           end_time: str | None = None, participants: list[dict] | None = None,
                           recordings: list[dict] | None = None, transcripts: list[dict] | None = None,

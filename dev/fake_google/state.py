@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
+import json
 import logging
 import random
 import re
@@ -191,12 +193,88 @@ class _Event:
     pending_polls_left: int | None = None
 
 
+def default_space_config() -> dict:
+    """What Meet reports of a new space under a Workspace's usual defaults (Meet never returns an UNSPECIFIED value:
+    SpaceConfig in the bundled meet.v2 discovery document): the organization and invited guests enter without
+    knocking, nothing is recorded, transcribed or summarised on its own."""
+    return {"accessType": "TRUSTED", "entryPointAccess": "ALL", "moderation": "OFF",
+            "attendanceReportGenerationType": "DO_NOT_GENERATE",
+            "artifactConfig": {"recordingConfig": {"autoRecordingGeneration": "OFF"},
+                               "transcriptionConfig": {"autoTranscriptionGeneration": "OFF"},
+                               "smartNotesConfig": {"autoSmartNotesGeneration": "OFF"}}}
+
+
+@functools.cache
+def space_config_fields() -> dict[str, tuple[str, ...] | None]:
+    """Every field path below a space's `config`, as the meet.v2 discovery document's SpaceConfig declares them:
+    path -> its enum values, or None for a message. These, and `config` itself, are the paths an updateMask of
+    spaces.patch may name (the space's other fields are output only or immutable)."""
+    from googleapiclient.discovery_cache import get_static_doc
+
+    schemas = json.loads(get_static_doc("meet", "v2"))["schemas"]
+    fields: dict[str, tuple[str, ...] | None] = {"config": None}
+
+    def walk(prefix: str, schema_id: str) -> None:
+        for name, prop in schemas[schema_id]["properties"].items():
+            path = f"{prefix}.{name}"
+            if "$ref" in prop:
+                fields[path] = None
+                walk(path, prop["$ref"])
+            elif not prop.get("readOnly"):
+                fields[path] = tuple(prop.get("enum", ()))
+
+    walk("config", "SpaceConfig")
+    return fields
+
+
+_SPACE_OUTPUT_ONLY = frozenset({"meetingUri", "meetingCode", "activeConference"})
+
+
+def _get_path(tree: dict, parts: list[str]) -> Any:
+    node: Any = tree
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return UNSET
+        node = node[part]
+    return node
+
+
+def _set_path(tree: dict, parts: list[str], value: Any) -> None:
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    if value is UNSET:
+        node.pop(parts[-1], None)
+    else:
+        node[parts[-1]] = copy.deepcopy(value)
+
+
+def _leaf_paths(tree: dict, prefix: str) -> list[str]:
+    paths = []
+    for key, value in tree.items():
+        path = f"{prefix}.{key}"
+        paths += _leaf_paths(value, path) if isinstance(value, dict) else [path]
+    return paths
+
+
+def _with_defaults(config: dict, defaults: dict) -> dict:
+    """`config` with every field it lacks (or leaves UNSPECIFIED) taken from `defaults`, as Meet fills them in."""
+    out = copy.deepcopy(defaults)
+    for key, value in config.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _with_defaults(value, out[key])
+        elif not (isinstance(value, str) and value.endswith("_UNSPECIFIED")):
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 @dataclass
 class _Space:
     id: str
     code: str
     created: datetime
     owner: str  # the Workspace user whose calendar event (or API call) made the space
+    config: dict = field(default_factory=default_space_config)
 
 
 @dataclass
@@ -981,6 +1059,66 @@ class FakeWorld:
                 result["nextPageToken"] = token
             return result
 
+    @staticmethod
+    def _event_bound(value: Any) -> datetime | None:
+        if not isinstance(value, dict):
+            return None
+        if value.get("dateTime"):
+            return parse_time(value["dateTime"])
+        if value.get("date"):  # an all-day event: whole days, read in UTC here
+            return parse_time(f"{value['date']}T00:00:00Z")
+        return None
+
+    def _busy(self, calendar_id: str, start: datetime, end: datetime) -> list[dict]:
+        """What makes a calendar busy between `start` and `end`: its events that are not cancelled, not marked
+        free (`transparency: transparent`) and not declined by the calendar's owner, clipped to the range."""
+        busy = []
+        for (cal, _), ev in self._events.items():
+            resource = ev.resource
+            if cal != calendar_id or resource.get("status") == "cancelled":
+                continue
+            if resource.get("transparency") == "transparent":
+                continue
+            if any(a.get("self") and a.get("responseStatus") == "declined" for a in resource.get("attendees", [])):
+                continue
+            began, ended = self._event_bound(resource.get("start")), self._event_bound(resource.get("end"))
+            if began is None or ended is None or began >= end or ended <= start:
+                continue
+            busy.append((max(began, start), min(ended, end)))
+        return [{"start": format_time(b), "end": format_time(e)} for b, e in sorted(busy)]
+
+    def freebusy(self, body: dict, caller: Caller | None = None) -> dict:
+        """calendar.freebusy.query: busy periods per calendar asked for, one per event, clipped to the range.
+
+        As Calendar answers it (freebusy.query, FreeBusyRequest and FreeBusyResponse in the calendar.v3 reference):
+        timeMin and timeMax are required; a calendar is named by its id (`primary` or the caller's address is the
+        caller's own); a calendar the caller may not see is answered with `errors: [{"reason": "notFound"}]`
+        beside the others, not with a failed request."""
+        if not isinstance(body, dict):
+            raise GoogleError(400, "Invalid freebusy request.", "invalid")
+        for name in ("timeMin", "timeMax"):
+            if not body.get(name):
+                raise GoogleError(400, f"Missing {name} parameter.", "required")
+        start, end = parse_time(body["timeMin"]), parse_time(body["timeMax"])
+        if start is None or end is None or end < start:
+            raise GoogleError(400, "The specified time range is empty.", "timeRangeEmpty")
+        items = body.get("items") or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str) for i in items):
+            raise GoogleError(400, "Invalid items value.", "invalid")
+        if len(items) > 50:
+            raise GoogleError(400, "Too many calendars requested.", "tooManyCalendarsRequested")
+        calendars: dict[str, Any] = {}
+        with self._lock:
+            for item in items:
+                try:
+                    calendar_id = self._calendar_of(item["id"], caller)
+                except GoogleError:
+                    calendars[item["id"]] = {"errors": [{"domain": "global", "reason": "notFound"}], "busy": []}
+                    continue
+                calendars[item["id"]] = {"busy": self._busy(calendar_id, start, end)}
+        return {"kind": "calendar#freeBusy", "timeMin": format_time(start), "timeMax": format_time(end),
+                "calendars": calendars}
+
     def resolve_conference(self, calendar_id: str, event_id: str, status: str = "success") -> dict:
         """Settle an event's conference request to success or failure."""
         if status not in ("success", "failure"):
@@ -1052,7 +1190,7 @@ class FakeWorld:
             "name": f"spaces/{space.id}",
             "meetingUri": f"https://meet.google.com/{space.code}",
             "meetingCode": space.code,
-            "config": {"accessType": "TRUSTED", "entryPointAccess": "ALL"},
+            "config": copy.deepcopy(space.config),
         }
         active = [c for c in self._conferences.values() if c.space_id == space.id and c.end is None]
         if active:
@@ -1066,6 +1204,72 @@ class FakeWorld:
             space = self._find_space(name)
             self._check_owner(space, caller)
             return self._space_resource(space)
+
+    def patch_space(self, name: str, body: dict, update_mask: str | None, caller: Caller | None = None) -> dict:
+        """meet.spaces.patch: change a space's `config`, field by field as `updateMask` names them.
+
+        As Meet does (spaces.patch and SpaceConfig in the meet.v2 reference): the space is named by its id alone (a
+        meeting code is "an alias of the space name to get the space" only); only its owner may change it; a mask
+        path must be a field of `config` (anything else, output-only fields included, is INVALID_ARGUMENT); a path
+        the body leaves out is reset to its default; without a mask, every field the body gives is updated; `*`
+        replaces the whole config. Enum values outside the discovery document's lists are refused."""
+        fields = space_config_fields()
+        with self._lock:
+            space = self._spaces.get(_short_id(name, "spaces"))
+            if space is None:
+                raise GoogleError(404, "Requested entity was not found.", "notFound")
+            self._check_owner(space, caller)
+            unknown = set(body) - {"name", "config"} - _SPACE_OUTPUT_ONLY
+            if unknown:
+                raise GoogleError(400, f"Invalid JSON payload received. Unknown name {sorted(unknown)[0]!r} at "
+                                       "'space': Cannot find field.", "invalid")
+            config = body.get("config") or {}
+            if not isinstance(config, dict):
+                raise GoogleError(400, "Invalid value at 'space.config'.", "invalid")
+            for path in _leaf_paths(config, "config"):
+                if path not in fields or fields[path] is None:
+                    raise GoogleError(400, f"Invalid JSON payload received. Unknown name at '{path}': Cannot find "
+                                           "field.", "invalid")
+                value = _get_path(config, path.split(".")[1:])
+                if fields[path] and value not in fields[path]:
+                    raise GoogleError(400, f"Invalid value at 'space.{path}' ({value!r}).", "invalid")
+            paths = [p.strip() for p in (update_mask or "").split(",") if p.strip()]
+            if not paths:
+                paths = _leaf_paths(config, "config")
+            for path in paths:
+                if path != "*" and path not in fields:
+                    raise GoogleError(400, f"Invalid update mask path: {path!r}.", "badRequest")
+            defaults = default_space_config()
+            if "*" in paths:
+                space.config = _with_defaults(config, defaults)
+            else:
+                updated = copy.deepcopy(space.config)
+                for path in paths:
+                    parts = path.split(".")[1:]
+                    if not parts:
+                        updated = copy.deepcopy(config)
+                    else:
+                        _set_path(updated, parts, _get_path(config, parts))
+                space.config = _with_defaults(updated, defaults)
+            logger.debug("patched space %s (%s)", space.id, ",".join(paths))
+            return self._space_resource(space)
+
+    def peek_space(self, name: str) -> dict:
+        """A space as its owner reads it (by id or meeting code), with its owner, not counted as an API call."""
+        with self._lock:
+            space = self._find_space(name)
+            return dict(self._space_resource(space), owner=space.owner)
+
+    def change_space_config(self, name: str, config: dict) -> dict:
+        """Change a space's settings as its owner would in the Meet UI (host controls): `config` is merged in."""
+        with self._lock:
+            space = self._find_space(name)
+            merged = copy.deepcopy(space.config)
+            for path in _leaf_paths(config, "config"):
+                parts = path.split(".")[1:]
+                _set_path(merged, parts, _get_path(config, parts))
+            space.config = _with_defaults(merged, default_space_config())
+            return dict(self._space_resource(space), owner=space.owner)
 
     def end_active_conference(self, name: str, caller: Caller | None = None) -> None:
         """meet.spaces.endActiveConference."""

@@ -12,7 +12,8 @@ app = FunctionApp("create_meeting")
 def create(ctx: Context) -> Reply:
     d = ctx.deps
     meeting, created = meetings.create_meeting(ctx.body(MeetingCreate), principal=ctx.principal, db=d.db,
-                                               calendar=d.calendar, tasks=d.tasks, settings=d.settings, clock=d.clock)
+                                               calendar=d.calendar, meet=d.meet, tasks=d.tasks, settings=d.settings,
+                                               clock=d.clock)
     return Reply(meeting, status=201 if created else 200, headers={"Location": f"/v1/meetings/{meeting.id}"})
 
 

@@ -1,11 +1,13 @@
-"""Cloud Function get_meeting: every read of the API, its health and its documentation."""
+"""Cloud Function get_meeting: every read of the API (meetings, clinicians' availability), its health and docs.
+
+Availability lives here because it is a read: a query to Google Calendar that writes nothing."""
 import functions_framework
 
+from shared.services import availability, meetings, page_tokens
 from shared.services import health as health_check
-from shared.services import meetings
 from shared.web import docs_page, examples, openapi
 from shared.web.app import Context, FunctionApp, Reply
-from shared.web.models import MeetingListQuery
+from shared.web.models import AvailabilityQuery, MeetingListQuery
 
 app = FunctionApp("get_meeting")
 
@@ -31,6 +33,13 @@ def recordings(ctx: Context, meeting_id: str):
     return meetings.list_recordings(meeting_id, principal=ctx.principal, db=ctx.deps.db)
 
 
+@app.route("getAvailability")
+def busy_times(ctx: Context):
+    d = ctx.deps
+    return availability.busy_times(ctx.query(AvailabilityQuery), calendar=d.calendar, settings=d.settings,
+                                   clock=d.clock)
+
+
 @app.route("health")
 def health(ctx: Context):
     report = health_check.check(db=ctx.deps.db)
@@ -42,7 +51,7 @@ def health(ctx: Context):
 @app.route("openapi")
 def openapi_document(ctx: Context):
     # The example page token signed as this deployment signs them, so "Try it out" runs as the document shows it.
-    token = meetings.sign_page_token(examples.PAGE_TOKEN, ctx.deps.settings)
+    token = page_tokens.sign(examples.PAGE_TOKEN, ctx.deps.settings)
     return openapi.served(openapi.origin(ctx.request.headers, ctx.request.host_url), examples={"page_token": token})
 
 

@@ -12,7 +12,8 @@ app = FunctionApp("update_meeting")
 def update(ctx: Context, meeting_id: str):
     d = ctx.deps
     return meetings.update_meeting(meeting_id, ctx.body(MeetingUpdate), principal=ctx.principal, db=d.db,
-                                   calendar=d.calendar, tasks=d.tasks, settings=d.settings, clock=d.clock)
+                                   calendar=d.calendar, meet=d.meet, tasks=d.tasks, settings=d.settings,
+                                   clock=d.clock)
 
 
 update_meeting = functions_framework.http(app)

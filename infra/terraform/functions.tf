@@ -47,6 +47,23 @@ locals {
       cpu         = "1"
       timeout     = 300
     }
+    manage_webhooks = {
+      public      = true
+      description = "/v1/webhook-endpoints...: a client's webhook endpoints, secrets and deliveries"
+      memory      = "512Mi"
+      cpu         = "1"
+      timeout     = 60
+      webhook_key = true
+    }
+    deliver_webhooks = {
+      public      = false
+      description = "Internal: one webhook delivery attempt (Cloud Tasks) or the sweep of lost ones (Cloud Scheduler)"
+      memory      = "512Mi"
+      cpu         = "1"
+      # A delivery waits at most 15 s for the receiver; a sweep only enqueues.
+      timeout     = 120
+      webhook_key = true
+    }
   }
 
   public_functions   = { for name, fn in local.functions : name => fn if fn.public }
@@ -88,7 +105,7 @@ locals {
 
   # Connection budget: every instance may hold DB_POOL_SIZE connections, and the sum over all functions at
   # their max_instances must fit in max_connections minus the reserve. With the defaults:
-  # (5 + 5 + 3 + 3 + 2 + 2) x 4 = 80 <= 100 - 15.
+  # (5 + 5 + 2 + 3 + 2 + 2 + 1 + 1) x 4 = 84 <= 100 - 15.
   db_connection_budget = sum([for name in keys(local.functions) : lookup(var.max_instances, name, 0)]) * var.db_pool_size
 
   # Packages come from `make package`: one zip per function, named by its content hash, listed in the manifest.
@@ -108,6 +125,7 @@ locals {
     WORKSPACE_DOMAIN       = var.workspace_domain
     DEFAULT_CALENDAR_OWNER = var.default_calendar_owner
     DEFAULT_TIME_ZONE      = var.default_time_zone
+    DEFAULT_ROOM_ACCESS    = var.default_room_access
     GRACE_PERIOD_MINUTES   = tostring(var.grace_period_minutes)
     LOG_LEVEL              = var.log_level
     TASKS_QUEUE            = google_cloud_tasks_queue.background.id
@@ -115,8 +133,22 @@ locals {
     SYNC_RECORDINGS_URL    = local.internal_urls["sync_recordings"]
     TASKS_INVOKER_SA       = google_service_account.invoker.email
     FIRESTORE_DATABASE     = google_firestore_database.ledger.name
+    WEBHOOK_TASKS_QUEUE    = google_cloud_tasks_queue.webhooks.id
+    DELIVER_WEBHOOKS_URL   = local.internal_urls["deliver_webhooks"]
     GATEWAY_SA             = google_service_account.gateway.email
     OIDC_AUDIENCES         = jsonencode([for name in sort(keys(local.public_urls)) : local.public_urls[name]])
+  }
+
+  # The key that encrypts the webhook signing secrets reaches only the two functions that read or write them.
+  webhook_secret_env = { WEBHOOK_SECRETS_KEY = google_secret_manager_secret.webhook_key.secret_id }
+
+  # What each function reads from Secret Manager: var.secret_env, and the keys its table entry asks for.
+  function_secrets = {
+    for name, fn in local.functions : name => merge(
+      var.secret_env,
+      lookup(fn, "webhook_key", false) ? local.webhook_secret_env : {},
+      lookup(fn, "page_token_key", false) ? local.page_token_secret_env : {},
+    )
   }
 }
 
@@ -216,7 +248,7 @@ resource "google_cloudfunctions2_function" "fn" {
     environment_variables          = local.function_env
 
     dynamic "secret_environment_variables" {
-      for_each = merge(var.secret_env, lookup(each.value, "page_token_key", false) ? local.page_token_secret_env : {})
+      for_each = local.function_secrets[each.key]
       content {
         key        = secret_environment_variables.key
         project_id = var.project_id
@@ -273,5 +305,17 @@ check "sync_recordings_url" {
   assert {
     condition     = contains(data.google_cloud_run_v2_service.sync_recordings.urls, local.internal_urls["sync_recordings"])
     error_message = "sync_recordings does not serve at ${local.internal_urls["sync_recordings"]}: its tasks and sweeps cannot reach it."
+  }
+}
+
+check "deliver_webhooks_url" {
+  data "google_cloud_run_v2_service" "deliver_webhooks" {
+    name     = google_cloudfunctions2_function.fn["deliver_webhooks"].service_config[0].service
+    location = var.region
+  }
+
+  assert {
+    condition     = contains(data.google_cloud_run_v2_service.deliver_webhooks.urls, local.internal_urls["deliver_webhooks"])
+    error_message = "deliver_webhooks does not serve at ${local.internal_urls["deliver_webhooks"]}: its tasks and sweeps cannot reach it."
   }
 }

@@ -1,6 +1,7 @@
 # Six identities, each with only what its job needs:
 #   runtime    - what every function runs as: Cloud SQL (IAM database login, data only), Firestore, enqueueing
-#                tasks, and signing delegation assertions as the delegation account.
+#                tasks, reading the webhook encryption key, and signing delegation assertions as the delegation
+#                account.
 #   delegation - holds no Google Cloud role at all; its client id is authorised for domain-wide delegation in
 #                the Workspace admin console. No key ever exists: the runtime account signs for it through IAM.
 #   migrator   - owns the database schema: `make migrate` and `make api-key` run as it. Cloud SQL login roles
@@ -12,12 +13,14 @@
 locals {
   # The OAuth scopes the Workspace admin authorises for the delegation account's client id (output
   # delegation_scopes). Must equal shared.adapters.google.SCOPES (a test holds them together): a scope the code adds
-  # (e.g. meetings.space.settings) is added here too, and then authorised again in the admin console.
+  # is added here too, and then authorised again in the admin console.
   workspace_scopes = [
     "https://www.googleapis.com/auth/calendar.events",
     "https://www.googleapis.com/auth/meetings.space.readonly",
     "https://www.googleapis.com/auth/drive.meet.readonly",
     "https://www.googleapis.com/auth/directory.readonly",
+    "https://www.googleapis.com/auth/calendar.freebusy",
+    "https://www.googleapis.com/auth/meetings.space.settings",
   ]
   runtime_member  = "serviceAccount:${google_service_account.runtime.email}"
   migrator_member = "serviceAccount:${google_service_account.migrator.email}"
@@ -101,11 +104,19 @@ resource "google_project_iam_member" "runtime_firestore" {
   }
 }
 
-# Enqueueing is granted on the one queue, not the project.
+# Enqueueing is granted on the product's queues, not the project.
 resource "google_cloud_tasks_queue_iam_member" "runtime_enqueuer" {
   project  = var.project_id
   location = google_cloud_tasks_queue.background.location
   name     = google_cloud_tasks_queue.background.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = local.runtime_member
+}
+
+resource "google_cloud_tasks_queue_iam_member" "runtime_enqueues_webhooks" {
+  project  = var.project_id
+  location = google_cloud_tasks_queue.webhooks.location
+  name     = google_cloud_tasks_queue.webhooks.name
   role     = "roles/cloudtasks.enqueuer"
   member   = local.runtime_member
 }
@@ -241,6 +252,8 @@ resource "time_sleep" "iam_propagation" {
       [for grant in google_project_iam_member.runtime_sql : grant.id],
       [google_project_iam_member.runtime_firestore.id],
       [google_cloud_tasks_queue_iam_member.runtime_enqueuer.id],
+      [google_cloud_tasks_queue_iam_member.runtime_enqueues_webhooks.id],
+      [google_secret_manager_secret_iam_member.runtime_reads_webhook_key.id],
       [google_service_account_iam_member.runtime_acts_as_invoker.id],
       [google_service_account_iam_member.runtime_signs_for_delegation.id],
       [google_secret_manager_secret_iam_member.runtime_reads_page_token_key.id],

@@ -83,6 +83,16 @@ output "tasks_queue" {
   value       = google_cloud_tasks_queue.background.id
 }
 
+output "webhook_tasks_queue" {
+  description = "WEBHOOK_TASKS_QUEUE: full name of the webhook deliveries queue."
+  value       = google_cloud_tasks_queue.webhooks.id
+}
+
+output "webhook_key_secret" {
+  description = "Secret Manager secret id of WEBHOOK_SECRETS_KEY; add its versions with gcloud (secrets.tf)."
+  value       = google_secret_manager_secret.webhook_key.secret_id
+}
+
 output "scheduler_jobs" {
   description = "Cloud Scheduler sweep jobs (for `python -m ops.scheduler`)."
   value       = { for name, job in google_cloud_scheduler_job.sweep : name => job.name }

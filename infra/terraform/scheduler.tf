@@ -3,8 +3,9 @@
 # which is also the token's audience and one the function accepts.
 locals {
   sweeps = {
-    check_status    = "*/5 * * * *"
-    sync_recordings = "*/30 * * * *"
+    check_status     = "*/5 * * * *"
+    sync_recordings  = "*/30 * * * *"
+    deliver_webhooks = "*/5 * * * *"
   }
 }
 

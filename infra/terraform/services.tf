@@ -23,7 +23,7 @@ locals {
     "drive.googleapis.com",
     "people.googleapis.com",
     "admin.googleapis.com",
-    # The secrets the code reads (secrets.tf).
+    # The secrets the code reads (secrets.tf): the webhook encryption key and the page-token key.
     "secretmanager.googleapis.com",
   ])
 }

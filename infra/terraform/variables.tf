@@ -53,6 +53,17 @@ variable "default_time_zone" {
   default     = "America/Bogota"
 }
 
+variable "default_room_access" {
+  type        = string
+  description = "Who enters a meeting's Meet room without knocking when the request names no one: OPEN, TRUSTED or RESTRICTED (only invitees)."
+  default     = "RESTRICTED"
+
+  validation {
+    condition     = contains(["OPEN", "TRUSTED", "RESTRICTED"], var.default_room_access)
+    error_message = "default_room_access must be OPEN, TRUSTED or RESTRICTED."
+  }
+}
+
 variable "grace_period_minutes" {
   type        = number
   description = "Minutes after scheduled_end before a meeting Meet never saw is marked FINISHED."
@@ -137,13 +148,17 @@ variable "db_pool_size" {
 variable "max_instances" {
   type        = map(number)
   description = "Max instances per function; sum(max_instances) x db_pool_size must stay within max_connections minus the reserve."
+  # update_meeting went from 3 to 2 when the two webhook functions came: a reschedule is the rarest write, and
+  # 2 x 4 concurrent PATCHes are far above what the clinics send.
   default = {
-    create_meeting  = 5
-    get_meeting     = 5
-    update_meeting  = 3
-    cancel_meeting  = 3
-    check_status    = 2
-    sync_recordings = 2
+    create_meeting   = 5
+    get_meeting      = 5
+    update_meeting   = 2
+    cancel_meeting   = 3
+    check_status     = 2
+    sync_recordings  = 2
+    manage_webhooks  = 1
+    deliver_webhooks = 1
   }
 }
 
@@ -171,6 +186,18 @@ variable "tasks_max_concurrent_dispatches" {
   default     = 6
 }
 
+variable "webhook_max_dispatches_per_second" {
+  type        = number
+  description = "Webhook delivery attempts dispatched per second (they call the clients' receivers, not Google)."
+  default     = 10
+}
+
+variable "webhook_max_concurrent_dispatches" {
+  type        = number
+  description = "Webhook delivery attempts in flight at once; kept within deliver_webhooks' max_instances x db_pool_size."
+  default     = 4
+}
+
 variable "package_dir" {
   type        = string
   description = "Directory of the function zips and manifest.json written by `make package`, relative to this module."
@@ -196,6 +223,6 @@ variable "iam_propagation_seconds" {
 
 variable "secret_env" {
   type        = map(string)
-  description = "Environment variable => Secret Manager secret id mounted into every function; empty while the code reads no secret."
+  description = "Further environment variable => Secret Manager secret id mounted into every function (the webhook key is declared in secrets.tf)."
   default     = {}
 }

@@ -30,7 +30,8 @@ ENQUEUE_TIMEOUT_SECONDS = 5.0
 
 _QUEUE_PATH = re.compile(r"projects/[A-Za-z0-9:.-]+/locations/[A-Za-z0-9-]+/queues/[A-Za-z0-9-]{1,100}")
 _EMAIL = re.compile(r"[^\s@'\"<>()]+@[^\s@'\"<>()]+")
-_URL_SETTINGS = {"check_status": "check_status_url", "sync_recordings": "sync_recordings_url"}
+_URL_SETTINGS = {"check_status": "check_status_url", "sync_recordings": "sync_recordings_url",
+                 "deliver_webhooks": "deliver_webhooks_url"}
 
 
 class TaskEnqueueError(Exception):
@@ -44,7 +45,7 @@ class TaskTooFarAhead(TaskEnqueueError):
 
 
 class TaskQueue(Protocol):
-    def enqueue(self, task: Task) -> bool:
+    def enqueue(self, task: Task) -> bool:  # or any value with target, name, run_at, body() and meeting_id
         """True when enqueued, False when a task with that name already exists."""
         ...
 
@@ -57,8 +58,8 @@ def _scrub(text: str) -> str:
 class CloudTasksQueue:
     """Enqueues HTTP tasks on the configured queue, authenticated with OIDC when an invoker is set."""
 
-    def __init__(self, settings: Any, *, timeout: float = ENQUEUE_TIMEOUT_SECONDS):
-        queue_path = getattr(settings, "tasks_queue", None) or ""
+    def __init__(self, settings: Any, *, timeout: float = ENQUEUE_TIMEOUT_SECONDS, queue_path: str | None = None):
+        queue_path = queue_path or getattr(settings, "tasks_queue", None) or ""
         if not _QUEUE_PATH.fullmatch(queue_path):
             raise ValueError("TASKS_QUEUE must look like projects/P/locations/L/queues/Q")
         self.queue_path = queue_path
@@ -159,4 +160,12 @@ def build_queue(settings: Any) -> TaskQueue:
     """The queue the settings describe: Cloud Tasks when TASKS_QUEUE is set, otherwise a NullQueue."""
     if getattr(settings, "tasks_queue", None):
         return CloudTasksQueue(settings)
+    return NullQueue()
+
+
+def build_webhook_queue(settings: Any) -> TaskQueue:
+    """The queue of webhook deliveries: WEBHOOK_TASKS_QUEUE, else TASKS_QUEUE, else a NullQueue (sweeps deliver)."""
+    queue_path = getattr(settings, "webhook_tasks_queue", None) or getattr(settings, "tasks_queue", None)
+    if queue_path:
+        return CloudTasksQueue(settings, queue_path=queue_path)
     return NullQueue()

@@ -9,7 +9,7 @@ import re
 import socket
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -22,7 +22,17 @@ from googleapiclient.errors import HttpError
 
 from shared import deadline
 from shared.domain.errors import CancelledEventExists, IdentityRefused, NotFound, Unavailable, UpstreamFailed
-from shared.domain.meeting import Artifact, CalendarEvent, Conference, ConferenceRecord, Joiner, Meeting, MeetSnapshot
+from shared.domain.meeting import (
+    Artifact,
+    CalendarEvent,
+    Conference,
+    ConferenceRecord,
+    Joiner,
+    Meeting,
+    MeetSnapshot,
+    MeetSpace,
+    RoomPolicy,
+)
 from shared.domain.rules import overlaps
 from shared.settings import Settings
 
@@ -31,12 +41,17 @@ log = logging.getLogger(__name__)
 # The narrowest scopes that serve every call below (each method's scopes are in its discovery document):
 # calendar.events for events.insert/get/patch/delete; meetings.space.readonly for spaces.get and every
 # conferenceRecords list; drive.meet.readonly for files.get on the recordings Meet saved in the organizer's Drive;
-# directory.readonly for people.get, which then reveals the email of a user of the clinic's own domain.
+# directory.readonly for people.get, which then reveals the email of a user of the clinic's own domain;
+# calendar.freebusy ("view your availability in your calendars") for freebusy.query on the user's own calendar,
+# which calendar.events does not cover; meetings.space.settings for spaces.patch of a room's settings
+# (meetings.space.created reaches only spaces the app itself created, not those Calendar made for an event).
 SCOPES = (
     "https://www.googleapis.com/auth/calendar.events",
     "https://www.googleapis.com/auth/meetings.space.readonly",
     "https://www.googleapis.com/auth/drive.meet.readonly",
     "https://www.googleapis.com/auth/directory.readonly",
+    "https://www.googleapis.com/auth/calendar.freebusy",
+    "https://www.googleapis.com/auth/meetings.space.settings",
 )
 _GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 # With api_endpoint the client drops the discovery servicePath, so the standard path goes back on here.
@@ -266,6 +281,12 @@ class Calendar:
         except NotFound:
             return False
 
+    def freebusy(self, owner: str, time_min: str, time_max: str) -> dict[str, Any]:
+        """freebusy.query of the subject's own calendar between two RFC 3339 instants."""
+        request = self._apis.service("calendar", "v3", owner).freebusy().query(
+            body={"timeMin": time_min, "timeMax": time_max, "items": [{"id": owner}]})
+        return self._apis.execute(request, what="calendar.freebusy.query")
+
 
 class Meet:
     """Meet v2: spaces, conference records and what hangs off them (every list read to its last page)."""
@@ -288,6 +309,12 @@ class Meet:
             return self._apis.execute(spaces.get(name=f"spaces/{meeting_code}"), what="meet.spaces.get")
         except NotFound:
             return None
+
+    def patch_space(self, owner: str | None, name: str, body: dict[str, Any], update_mask: str) -> dict[str, Any]:
+        """spaces.patch of the fields `update_mask` names (the space by its own name: a code only reads)."""
+        spaces = self._apis.service("meet", "v2", owner).spaces()
+        return self._apis.execute(spaces.patch(name=name, body=body, updateMask=update_mask),
+                                  what="meet.spaces.patch")
 
     def conference_records(self, owner: str | None, meeting_code: str) -> list[dict[str, Any]]:
         """Every conference held in the meeting's space (people may leave and come back: several records)."""
@@ -422,6 +449,67 @@ def conference_of(event: dict[str, Any]) -> Conference:
                       code=code if status == "success" else None)
 
 
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+# Where each field of a room policy is in a Meet space (SpaceConfig in the meet.v2 discovery document).
+_ROOM_PATHS: dict[str, tuple[str, ...]] = {
+    "access_type": ("accessType",),
+    "auto_recording": ("artifactConfig", "recordingConfig", "autoRecordingGeneration"),
+    "auto_transcription": ("artifactConfig", "transcriptionConfig", "autoTranscriptionGeneration"),
+}
+_AUTO_GENERATION = {"ON": True, "OFF": False}
+
+
+def meet_space(space: dict[str, Any]) -> MeetSpace:
+    """Read a Meet space resource: its name, a live conference, its room settings."""
+    config = space.get("config") or {}
+
+    def at(path: tuple[str, ...]) -> Any:
+        node: Any = config
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    access = at(_ROOM_PATHS["access_type"])
+    return MeetSpace(name=space.get("name", ""), live=bool(space.get("activeConference")),
+                     access_type=access if access in ("OPEN", "TRUSTED", "RESTRICTED") else None,
+                     auto_recording=_AUTO_GENERATION.get(at(_ROOM_PATHS["auto_recording"])),
+                     auto_transcription=_AUTO_GENERATION.get(at(_ROOM_PATHS["auto_transcription"])))
+
+
+def space_patch(policy: RoomPolicy, fields: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+    """The spaces.patch body and updateMask that set `fields` of the policy and touch nothing else of the space."""
+    config: dict[str, Any] = {}
+    for name in fields:
+        value = getattr(policy, name)
+        *parents, leaf = _ROOM_PATHS[name]
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value if name == "access_type" else ("ON" if value else "OFF")
+    return {"config": config}, ",".join("config." + ".".join(_ROOM_PATHS[name]) for name in fields)
+
+
+def busy_periods(answer: dict[str, Any], calendar_id: str) -> list[tuple[datetime, datetime]]:
+    """The busy periods of one calendar in a freebusy.query answer; Google's per-calendar errors raised."""
+    calendars = answer.get("calendars") or {}
+    entry: dict[str, Any] = calendars.get(calendar_id) or next(iter(calendars.values()), {})
+    reasons = sorted({e.get("reason") or "unknown" for e in entry.get("errors") or []})
+    if reasons:
+        log.error("google calendar.freebusy.query could not read the calendar", extra={"reasons": reasons})
+        if set(reasons) <= {"internalError", "backendError"}:
+            raise Unavailable("Google could not compute the calendar's free/busy times; retry later.")
+        raise UpstreamFailed(f"Google could not read the organizer's free/busy times ({', '.join(reasons)}).")
+    periods = []
+    for period in entry.get("busy") or []:
+        start, end = _parse(period.get("start")), _parse(period.get("end"))
+        if start is not None and end is not None:
+            periods.append((start, end))
+    return periods
+
+
 def calendar_event(event: dict[str, Any]) -> CalendarEvent:
     return CalendarEvent(id=event.get("id", ""), cancelled=event.get("status") == "cancelled",
                          start=_parse((event.get("start") or {}).get("dateTime")),
@@ -451,6 +539,10 @@ class MeetingCalendar:
         """Cancel the event, notifying the attendees; False when it was already gone."""
         return self._calendar.delete_event(meeting.calendar_owner, meeting.event_id)
 
+    def busy(self, user: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """The user's busy periods between two instants, from freebusy.query acting as that user."""
+        return busy_periods(self._calendar.freebusy(user, _rfc3339(start), _rfc3339(end)), user)
+
 
 class MeetRooms:
     """The Meet port of the use cases: what happened in a meeting's room, as domain values."""
@@ -458,10 +550,21 @@ class MeetRooms:
     def __init__(self, meet, directory=None, drive=None):
         self._meet, self._directory, self._drive = meet, directory, drive
 
+    def space(self, meeting: Meeting, code: str) -> MeetSpace | None:
+        """The meeting's Meet space (found by its meeting code): a live conference, its room settings."""
+        space = self._meet.space(meeting.calendar_owner, code)
+        return meet_space(space) if space else None
+
     def live(self, meeting: Meeting, code: str) -> bool:
         """Whether a conference is live in the room now."""
-        space = self._meet.space(meeting.calendar_owner, code)
-        return bool(space and space.get("activeConference"))
+        space = self.space(meeting, code)
+        return bool(space and space.live)
+
+    def apply_policy(self, meeting: Meeting, space: MeetSpace, policy: RoomPolicy,
+                     fields: tuple[str, ...]) -> MeetSpace:
+        """Set `fields` of the policy on the space, as the calendar owner; the space as Meet now has it."""
+        body, mask = space_patch(policy, fields)
+        return meet_space(self._meet.patch_space(meeting.calendar_owner, space.name, body, mask))
 
     def records(self, meeting: Meeting, code: str) -> list[ConferenceRecord]:
         return [ConferenceRecord(name=r["name"], start=_parse(r.get("startTime")), end=_parse(r.get("endTime")))

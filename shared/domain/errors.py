@@ -34,6 +34,14 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class Busy(Conflict):
+    """The organizer is busy at some moment of the slot asked for; `conflicts` are those busy intervals (UTC)."""
+
+    def __init__(self, conflicts: list, detail: str = "The organizer is busy at some moment of this slot."):
+        super().__init__(detail)
+        self.conflicts = conflicts
+
+
 class Unauthenticated(DomainError):
     title = "Unauthorized"
 

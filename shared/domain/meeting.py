@@ -54,6 +54,16 @@ class Transcript:
 
 
 @dataclass(frozen=True)
+class RoomPolicy:
+    """Who enters the Meet room without knocking (OPEN, TRUSTED, RESTRICTED), and whether Meet records and
+    transcribes it by itself."""
+
+    access_type: str
+    auto_recording: bool = False
+    auto_transcription: bool = False
+
+
+@dataclass(frozen=True)
 class Meeting:
     """One video appointment: its schedule, its Calendar event and Meet room, its background bookkeeping."""
 
@@ -85,6 +95,11 @@ class Meeting:
     next_sync_at: datetime | None = None
     last_synced_at: datetime | None = None
     sync_attempts: int = 0
+    # The room policy (all None for a meeting made before room policies existed) and whether Meet has it yet.
+    room_access_type: str | None = None
+    room_auto_recording: bool | None = None
+    room_auto_transcription: bool | None = None
+    room_state: str | None = None  # APPLIED | PENDING | FAILED (shared.domain.rooms)
     participants: tuple[Participant, ...] = field(default=(), compare=False)
     recordings: tuple[Recording, ...] = field(default=(), compare=False)
     transcripts: tuple[Transcript, ...] = field(default=(), compare=False)
@@ -97,6 +112,13 @@ class Meeting:
     def attendees(self) -> list[Participant]:
         """The organizer and the invitees: who the Calendar event lists."""
         return [p for p in self.participants if p.role in ("organizer", "guest")]
+
+    @property
+    def room(self) -> RoomPolicy | None:
+        """The policy the meeting's Meet room should have, or None for a meeting made before room policies."""
+        if self.room_access_type is None:
+            return None
+        return RoomPolicy(self.room_access_type, bool(self.room_auto_recording), bool(self.room_auto_transcription))
 
     @property
     def event_id(self) -> str:
@@ -136,6 +158,18 @@ class CalendarEvent:
     start: datetime | None
     end: datetime | None
     conference: Conference
+
+
+@dataclass(frozen=True)
+class MeetSpace:
+    """A Meet space as the product reads it: its resource name, whether a conference is live in it, and its room
+    settings (None where Meet reported none the product knows)."""
+
+    name: str
+    live: bool
+    access_type: str | None
+    auto_recording: bool | None
+    auto_transcription: bool | None
 
 
 @dataclass(frozen=True)

@@ -85,11 +85,14 @@ def given_invitees(given: dict[str, Any]) -> tuple[str, list[Participant]] | Non
     return None
 
 
+def in_workspace(email: str, workspace_domain: str | None) -> bool:
+    """Whether an address is of the clinic's Workspace domain: a user the product can act as."""
+    return bool(workspace_domain) and domain_key(email.rpartition("@")[2]) == domain_key(workspace_domain or "")
+
+
 def calendar_owner_for(organizer: str, *, workspace_domain: str | None, default_owner: str | None) -> str | None:
     """Whose calendar holds the event: the organizer inside the Workspace domain, else the configured owner."""
-    if workspace_domain and domain_key(organizer.rpartition("@")[2]) == domain_key(workspace_domain):
-        return organizer
-    return default_owner
+    return organizer if in_workspace(organizer, workspace_domain) else default_owner
 
 
 # --- PATCH -------------------------------------------------------------------------------------------------

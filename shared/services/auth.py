@@ -100,7 +100,8 @@ def verify_oidc_token(token: str, settings) -> dict:
     from google.auth import exceptions
     from google.oauth2 import id_token
 
-    audiences = [a for a in (settings.check_status_url, settings.sync_recordings_url, *settings.oidc_audiences) if a]
+    audiences = [a for a in (settings.check_status_url, settings.sync_recordings_url,
+                             getattr(settings, "deliver_webhooks_url", None), *settings.oidc_audiences) if a]
     try:
         claims = id_token.verify_token(token, _certs_request(), audience=audiences or None,
                                        certs_url=settings.oidc_certs_url)

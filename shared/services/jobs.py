@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import TypeVar
 
 from shared.domain.errors import Conflict, DomainError, InvalidInput
 from shared.web.models import InternalRequest, JobSummary
@@ -12,6 +14,7 @@ from shared.web.models import InternalRequest, JobSummary
 log = logging.getLogger(__name__)
 
 SWEEP_LEASE = timedelta(minutes=10)
+S = TypeVar("S")
 
 
 def run(kind: str, request: InternalRequest, *, task_name: str | None, ledger,
@@ -19,55 +22,84 @@ def run(kind: str, request: InternalRequest, *, task_name: str | None, ledger,
     """Run one meeting's job (a Cloud Task) or a sweep (Cloud Scheduler) under the ledger's guarantees."""
     if request.meeting_id is None:
         return _sweep(kind, ledger=ledger, sweep=sweep)
-    key = _delivery_key(kind, request, task_name)
+    meeting_id = request.meeting_id
+    name = checked_task_name(task_name, _meeting_task_name(kind, request),
+                             describes="meeting_id, schedule_version, purpose and attempt")
+    return run_task(kind, task_name=name, ledger=ledger, meeting_id=meeting_id,
+                    work=lambda: one(meeting_id, request.schedule_version, request.attempt),
+                    duplicate=lambda: JobSummary(job=kind, mode="meeting", outcome="duplicate", meeting_id=meeting_id,
+                                                 detail="this task was already delivered and done"))
+
+
+def run_task(kind: str, *, task_name: str | None, ledger, work: Callable[[], S], duplicate: Callable[[], S],
+             meeting_id: str | None = None) -> S:
+    """One task's work, done once per task name however often Cloud Tasks delivers it; the run is recorded.
+
+    The summary `work` returns needs `outcome`, `counts` and `detail` (and may have a `status`). `task_name` must
+    have passed `checked_task_name`: the ledger trusts it.
+    """
+    key = f"{kind}/{task_name}" if task_name else None
     if key:
         from shared.adapters.firestore import Delivery
 
         state = ledger.begin_delivery(key)
         if state == Delivery.DONE:
-            return JobSummary(job=kind, mode="meeting", outcome="duplicate", meeting_id=request.meeting_id,
-                              detail="this task was already delivered and done")
+            return duplicate()
         if state == Delivery.RUNNING:
             raise Conflict("This task is being delivered right now; it will be retried.")
-    run_id = ledger.start_job(kind, meeting_id=request.meeting_id, trigger="task" if key else "direct")
+    run_id = ledger.start_job(kind, meeting_id=meeting_id, trigger="task" if key else "direct")
     try:
-        summary = one(request.meeting_id, request.schedule_version, request.attempt)
+        summary = work()
     except Exception as exc:
         if key:
             ledger.abort_delivery(key)
         ledger.end_job(run_id, outcome="error", error=_describe(exc))
         raise
     if key:
-        ledger.finish_delivery(key, outcome={"outcome": summary.outcome,
-                                             "status": summary.status.value if summary.status else None})
+        status = getattr(summary, "status", None)
+        ledger.finish_delivery(key, outcome={"outcome": getattr(summary, "outcome", None),
+                                             "status": getattr(status, "value", status)})
     _record_end(ledger, run_id, summary)
     return summary
 
 
-def _delivery_key(kind: str, request: InternalRequest, task_name: str | None) -> str | None:
-    """The ledger key of a task delivery (None for a direct call); InvalidInput when the name is not the body's.
+_TAG = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
-    Dedupe is keyed on what the task does: a name copied onto another meeting's (or another version's) body must
-    not mark the real task done, so the name is rebuilt from the body and compared, never trusted as sent.
+
+def checked_task_name(task_name: str | None, expected: str | None, *, describes: str,
+                      tagged: bool = False) -> str | None:
+    """A delivery's task name once it is the one its body's work is enqueued under (with `tagged`, optionally
+    followed by `-<tag>`); None for a direct call; InvalidInput otherwise.
+
+    Dedupe is keyed on what the task does: a name copied onto another body (another meeting, another version)
+    must not mark the real task done, so the name is rebuilt from the body and compared, never trusted as sent.
     """
     if not task_name:
         return None
+    if expected is not None and (task_name == expected or (
+            tagged and task_name.startswith(expected + "-") and _TAG.fullmatch(task_name[len(expected) + 1:]))):
+        return task_name
+    raise InvalidInput.field("X-CloudTasks-TaskName", f"is not the name of the task this body describes ({describes})")
+
+
+def _meeting_task_name(kind: str, request: InternalRequest) -> str | None:
     from shared.domain.schedule import Task
 
     version = request.schedule_version
     try:
         # run_at is not part of the name: any aware instant rebuilds it.
-        expected = Task(kind, request.meeting_id or "", -1 if version is None else version,
-                        datetime.now(timezone.utc), request.purpose or "", attempt=request.attempt).name
+        return Task(kind, request.meeting_id or "", -1 if version is None else version, datetime.now(timezone.utc),
+                    request.purpose or "", attempt=request.attempt).name
     except ValueError:
-        expected = None
-    if expected != task_name:
-        raise InvalidInput.field("X-CloudTasks-TaskName", "is not the name of the task this body describes "
-                                 "(meeting_id, schedule_version, purpose and attempt)")
-    return f"{kind}/{task_name}"
+        return None
 
 
-def _sweep(kind: str, *, ledger, sweep: Callable[[], JobSummary]) -> JobSummary:
+def run_sweep(kind: str, *, ledger, sweep: Callable[[], S]) -> S | JobSummary:
+    """A sweep under the ledger's lease: an overlapping one is skipped."""
+    return _sweep(kind, ledger=ledger, sweep=sweep)
+
+
+def _sweep(kind: str, *, ledger, sweep: Callable[[], S]) -> S | JobSummary:
     holder = uuid.uuid4().hex
     lease = f"{kind}-sweep"
     if not ledger.acquire_lease(lease, holder, ttl=SWEEP_LEASE):
@@ -84,7 +116,7 @@ def _sweep(kind: str, *, ledger, sweep: Callable[[], JobSummary]) -> JobSummary:
     return summary
 
 
-def _record_end(ledger, run_id: str, summary: JobSummary) -> None:
+def _record_end(ledger, run_id: str, summary) -> None:
     error = summary.detail if summary.outcome == "error" else None
     ledger.end_job(run_id, outcome=summary.outcome if summary.outcome in ("ok", "skipped", "error") else "ok",
                    counts=summary.counts, error=error)

@@ -1,10 +1,7 @@
 """Meeting use cases: create (exactly once), reschedule, cancel, read and list. Adapters come in as parameters."""
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 import logging
 import time
@@ -16,13 +13,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from shared.adapters.postgres import repository as repo
-from shared.domain import rules, schedule
+from shared.domain import rooms, rules, schedule
 from shared.domain.errors import Conflict, InvalidInput, NotFound, UpstreamFailed
 from shared.domain.lifecycle import FINAL, LIVE, ensure_move
-from shared.domain.meeting import CalendarEvent, Meeting, Participant, Status, event_id_for
+from shared.domain.meeting import CalendarEvent, Meeting, Participant, RoomPolicy, Status, event_id_for
 from shared.domain.principal import Principal
 from shared.domain.rules import check_times, merge_invitees  # noqa: F401  (the rules of a request, used here)
-from shared.services import followups
+from shared.services import availability, followups, page_tokens
+from shared.services import rooms as room_service
 from shared.services.transitions import change
 from shared.settings import Settings
 from shared.web.models import (
@@ -68,6 +66,8 @@ class NewMeeting:
     time_zone: str
     external_reference: str | None
     fingerprint: str
+    room: RoomPolicy
+    reject_conflicts: bool = False
 
     @property
     def invited_emails(self) -> list[str]:
@@ -107,11 +107,19 @@ def normalize(data: MeetingCreate, *, settings: Settings, now: datetime) -> NewM
     names = {p.email.lower(): p.invited_name for p in invitees if p.email and p.invited_name}
     if names:
         canonical["names"] = names
+    if "room" in data.model_fields_set and data.room is None:
+        raise InvalidInput.field("room", "cannot be null")
+    asked_room = data.room.model_dump(exclude_unset=True) if data.room is not None else {}
+    room = rooms.resolve(asked_room, rooms.default_policy(settings.default_room_access))
+    if asked_room:
+        # What was asked, not what the defaults made of it: a replay stays "the same body" across a settings change.
+        canonical["room"] = asked_room
     fingerprint = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
     return NewMeeting(
         organizer_email=data.organizer_email, invitees=invitees, scheduled_start=start, scheduled_end=end,
         title=title, description=data.description, time_zone=zone_name,
-        external_reference=data.external_reference, fingerprint=fingerprint,
+        external_reference=data.external_reference, fingerprint=fingerprint, room=room,
+        reject_conflicts=data.reject_conflicts,
     )
 
 
@@ -123,15 +131,16 @@ def calendar_owner_for(organizer: str, settings: Settings) -> str | None:
 # --- create --------------------------------------------------------------------------------------------------
 
 def create_meeting(data: MeetingCreate, *, principal: Principal, db: Database, calendar: CalendarPort, tasks,
-                   settings: Settings, clock: Clock) -> tuple[MeetingOut, bool]:
-    """Create the meeting once per (client, external_reference): row first, then the event.
+                   settings: Settings, clock: Clock, meet=None) -> tuple[MeetingOut, bool]:
+    """Create the meeting once per (client, external_reference): row first, then the event, then its room policy.
 
-    Returns (meeting, created): created is True for the one request that made the Calendar event.
+    Returns (meeting, created): created is True for the one request that made the Calendar event. `meet` is the
+    Meet port that applies the room policy (without it the policy stays PENDING for the status check).
     """
     now = clock()
     new = normalize(data, settings=settings, now=now)
-    meeting_id = _reserve(new, principal=principal, db=db, settings=settings, now=now)
-    created = _complete(meeting_id, db=db, calendar=calendar, settings=settings, now=now)
+    meeting_id = _reserve(new, principal=principal, db=db, settings=settings, now=now, calendar=calendar)
+    created = _complete(meeting_id, db=db, calendar=calendar, settings=settings, now=now, meet=meet)
     if created is not None and created.status == Status.FAILED:
         raise UpstreamFailed(created.failure_reason or "Google could not create the meeting.")
     if created is not None:
@@ -139,8 +148,11 @@ def create_meeting(data: MeetingCreate, *, principal: Principal, db: Database, c
     return get_meeting(meeting_id, principal=principal, db=db), created is not None
 
 
-def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: Settings, now: datetime) -> str:
-    """Write the PENDING row, or find the one this reference already has (re-opened if it FAILED)."""
+def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: Settings, now: datetime,
+             calendar: CalendarPort) -> str:
+    """Write the PENDING row, or find the one this reference already has (re-opened if it FAILED).
+
+    With `reject_conflicts`, a new slot is claimed first, in the same transaction (availability.claim_slot)."""
     people = (Participant(email=new.organizer_email, role="organizer"), *new.invitees)
     meeting = Meeting(
         id=str(uuid.uuid4()), client_id=principal.client_id, status=Status.PENDING,
@@ -149,8 +161,11 @@ def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: S
         time_zone=new.time_zone, scheduled_start=new.scheduled_start, scheduled_end=new.scheduled_end,
         calendar_owner=calendar_owner_for(new.organizer_email, settings),
         next_check_at=now + schedule.PENDING_RECHECK, next_sync_at=schedule.first_sync(new.scheduled_end, settings),
-        participants=people)
+        participants=people, **rooms.columns(new.room, rooms.PENDING))
     with db.transaction() as cur:
+        if new.reject_conflicts and not _made_before(cur, principal, new):
+            availability.claim_slot(cur, organizer=new.organizer_email, calendar_owner=meeting.calendar_owner,
+                                    start=new.scheduled_start, end=new.scheduled_end, calendar=calendar)
         if repo.insert_meeting(cur, meeting):
             return meeting.id
         assert new.external_reference is not None  # only a reference can collide
@@ -168,23 +183,36 @@ def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: S
         return existing.id
 
 
+def _made_before(cur, principal: Principal, new: NewMeeting) -> bool:
+    """Whether this reference already names a meeting that holds its slot: a replay claims nothing again."""
+    if new.external_reference is None:
+        return False
+    existing = repo.find_by_reference(cur, principal.client_id, new.external_reference)
+    return existing is not None and existing.status != Status.FAILED
+
+
 def _complete(meeting_id: str, *, db: Database, calendar: CalendarPort, settings: Settings,
-              now: datetime) -> Meeting | None:
-    """Give a PENDING meeting its event and Meet link under the row lock: the outcome, or None if done before."""
+              now: datetime, meet=None) -> Meeting | None:
+    """Give a PENDING meeting its event, Meet link and room policy under the row lock: the outcome, or None if done
+    before."""
     with db.transaction() as cur:
         meeting = repo.get_meeting(cur, meeting_id, lock=True)
         assert meeting is not None  # reserved above; meetings are never deleted
         if meeting.status == Status.PENDING:
-            return finish_creation(cur, meeting, calendar=calendar, settings=settings, now=now)
+            return finish_creation(cur, meeting, calendar=calendar, settings=settings, now=now, meet=meet)
         if meeting.status in (Status.CREATED, Status.SCHEDULED) and meeting.conference_status == "pending":
             event = calendar.get_event(meeting)
             if event is not None:
-                store_conference(cur, meeting, event)
+                filled = store_conference(cur, meeting, event)
+                if filled.room_state == rooms.PENDING:
+                    room_service.apply_policy(cur, filled, meet=meet, now=now)
     return None
 
 
-def finish_creation(cur, meeting: Meeting, *, calendar: CalendarPort, settings: Settings, now: datetime) -> Meeting:
-    """Insert (or find) the event of a locked PENDING meeting and record the outcome: CREATED or FAILED.
+def finish_creation(cur, meeting: Meeting, *, calendar: CalendarPort, settings: Settings, now: datetime,
+                    meet=None) -> Meeting:
+    """Insert (or find) the event of a locked PENDING meeting and record the outcome: CREATED (with its room policy
+    applied through `meet`, or PENDING for the status check) or FAILED.
 
     Google refusing for good (the calendar owner's identity refused, an id taken by a cancelled event, any other
     4xx) fails the meeting in this transaction, so no retry loop is left behind; the same reference tried again
@@ -202,10 +230,13 @@ def finish_creation(cur, meeting: Meeting, *, calendar: CalendarPort, settings: 
                       next_sync_at=None)
     conference = event.conference
     if conference.status in ("success", "pending"):
-        created = change(cur, meeting, to=Status.CREATED, google_event_id=event.id, meet_link=conference.link,
-                         meeting_code=conference.code, conference_status=conference.status,
-                         next_check_at=schedule.next_check(Status.CREATED, meeting.scheduled_start,
-                                                           meeting.scheduled_end, now))
+        fields = dict(google_event_id=event.id, meet_link=conference.link, meeting_code=conference.code,
+                      conference_status=conference.status,
+                      next_check_at=schedule.next_check(Status.CREATED, meeting.scheduled_start,
+                                                        meeting.scheduled_end, now))
+        # The room policy is applied now that the space exists, and its state written with the rest.
+        fields.update(room_service.room_fields(meeting.but(status=Status.CREATED, **fields), meet=meet, now=now))
+        created = change(cur, meeting, to=Status.CREATED, **fields)
         log.info("meeting created", extra={"meeting_id": meeting.id, "status": conference.status})
         return created
     # No Meet conference could be made: remove the event, so the meeting is visibly unusable and retryable.
@@ -229,12 +260,16 @@ def store_conference(cur, meeting: Meeting, event: CalendarEvent) -> Meeting:
 # --- reschedule, edit, cancel --------------------------------------------------------------------------------
 
 def update_meeting(meeting_id: str, patch: MeetingUpdate, *, principal: Principal, db: Database,
-                   calendar: CalendarPort, tasks, settings: Settings, clock: Clock) -> MeetingOut:
-    """Reschedule, retitle or change invitees: the Calendar event is patched (invitees notified), the link kept."""
+                   calendar: CalendarPort, tasks, settings: Settings, clock: Clock, meet=None) -> MeetingOut:
+    """Reschedule, retitle, change invitees or the room policy: the Calendar event is patched (invitees notified),
+    the link kept, the policy applied again; with `reject_conflicts`, new times are refused if the organizer is busy."""
     given = patch.model_dump(include=patch.model_fields_set)
-    for name in ("scheduled_start", "scheduled_end", "invited_emails", "invitees"):
+    for name in ("scheduled_start", "scheduled_end", "invited_emails", "invitees", "room"):
         if name in given and given[name] is None:
             raise InvalidInput.field(name, "cannot be null")
+    reject_conflicts = given.pop("reject_conflicts", False)
+    given.pop("room", None)
+    asked_room = patch.room.model_dump(exclude_unset=True) if patch.room is not None else None
     meeting_id = valid_id(meeting_id)
     now = clock()
     moved = None
@@ -246,17 +281,26 @@ def update_meeting(meeting_id: str, patch: MeetingUpdate, *, principal: Principa
             raise Conflict(f"The meeting is {meeting.status.value}: its Calendar event is not ready to change.")
         plan = rules.plan_update(meeting, given, default_title=settings.default_title, now=now,
                                  sync_delay=timedelta(minutes=settings.recording_sync_delay_minutes))
-        if not plan.event_parts:
+        room = {} if asked_room is None else rooms.plan_room(
+            meeting, asked_room, default=rooms.default_policy(settings.default_room_access))
+        if not plan.event_parts and not room:
             return _out(meeting)
+        if reject_conflicts and plan.rescheduled:
+            availability.claim_slot(cur, organizer=meeting.organizer_email, calendar_owner=meeting.calendar_owner,
+                                    start=plan.changes["scheduled_start"], end=plan.changes["scheduled_end"],
+                                    calendar=calendar, exclude=meeting)
         after = meeting.but(**plan.changes)
         people = None
         if plan.invitees is not None:
             people = [Participant(email=meeting.organizer_email, role="organizer"), *plan.invitees]
             after = after.but(participants=tuple(people))
-        calendar.patch_event(after, plan.event_parts)
-        changed = change(cur, meeting, **plan.changes)
+        if plan.event_parts:
+            calendar.patch_event(after, plan.event_parts)
         if people is not None:
             repo.replace_invitees(cur, meeting_id, people)
+        changed = change(cur, meeting, **plan.changes, **room)  # after the invitees, so its meeting.updated shows them
+        if room:
+            changed = room_service.apply_policy(cur, changed, meet=meet, now=now)
         if plan.rescheduled:
             moved = changed
     if moved is not None:
@@ -318,52 +362,11 @@ def get_meeting(meeting_id: str, *, principal: Principal, db: Database) -> Meeti
 def encode_page_token(meeting: Meeting, settings: Settings) -> str:
     """Where the next page starts, signed: a token is opaque, and one the API did not issue is refused."""
     assert meeting.created_at is not None
-    raw = json.dumps({"c": meeting.created_at.isoformat(), "i": meeting.id}).encode()
-    return sign_page_token(base64.urlsafe_b64encode(raw).decode().rstrip("="), settings)
-
-
-def sign_page_token(payload: str, settings: Settings) -> str:
-    """A page token's payload with its signature: what `decode_page_token` accepts."""
-    return f"{payload}.{_token_mac(payload, page_token_keys(settings)[0])}"
+    return page_tokens.encode(meeting.created_at, meeting.id, settings)
 
 
 def decode_page_token(token: str, settings: Settings) -> tuple[datetime, str]:
-    refused = InvalidInput.field("page_token", "is not a token this API issued")
-    payload, _, mac = token.partition(".")
-    # Compared as bytes: a token is any text the client sends (compare_digest refuses non-ASCII str).
-    given = mac.encode("utf-8", "surrogatepass")
-    if not any(hmac.compare_digest(given, _token_mac(payload, key).encode()) for key in page_token_keys(settings)):
-        raise refused
-    try:
-        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        created = datetime.fromisoformat(data["c"])
-        if created.tzinfo is None:
-            raise ValueError("naive")
-        return created, str(uuid.UUID(data["i"]))
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError):
-        raise refused from None
-
-
-def _token_mac(payload: str, key: bytes) -> str:
-    digest = hmac.new(key, b"page-token:" + payload.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:18]).decode()
-
-
-_INSTANCE_KEY: list[bytes] = []
-
-
-def page_token_keys(settings: Settings) -> list[bytes]:
-    """PAGE_TOKEN_KEY's keys (the first signs, every one verifies, so a key can be rotated); without it a key of this
-    instance alone, said once in the log."""
-    keys = settings.page_token_keys()
-    if keys:
-        return keys
-    if not _INSTANCE_KEY:
-        import secrets
-
-        log.warning("PAGE_TOKEN_KEY unset: page tokens are signed with a key of this instance only")
-        _INSTANCE_KEY.append(secrets.token_bytes(32))
-    return _INSTANCE_KEY
+    return page_tokens.decode(token, settings)
 
 
 def list_meetings(query: MeetingListQuery, *, principal: Principal, db: Database, settings: Settings) -> MeetingPage:

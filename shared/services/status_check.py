@@ -9,7 +9,7 @@ from shared.domain import rules
 from shared.domain.errors import NotFound
 from shared.domain.lifecycle import FINAL
 from shared.domain.meeting import ConferenceRecord, Meeting, Status
-from shared.services import followups
+from shared.services import followups, rooms
 from shared.services.meetings import finish_creation, valid_id
 from shared.services.transitions import change
 from shared.settings import Settings
@@ -37,7 +37,7 @@ def check_meeting(meeting_id: str, *, schedule_version: int | None, db, calendar
             return summary.model_copy(update={"outcome": "skipped", "detail": f"the meeting is {meeting.status.value}"})
         if meeting.status == Status.PENDING:
             # Left half-created (a crash, or Google down during the create): finish it, or fail it.
-            done = finish_creation(cur, meeting, calendar=calendar, settings=settings, now=now)
+            done = finish_creation(cur, meeting, calendar=calendar, settings=settings, now=now, meet=meet)
             done = change(cur, done, last_checked_at=now)
             if done.status != Status.FAILED:
                 moved = done
@@ -45,18 +45,22 @@ def check_meeting(meeting_id: str, *, schedule_version: int | None, db, calendar
                 "status": done.status, "detail": done.failure_reason if done.status == Status.FAILED else None})
         else:
             event = calendar.get_event(meeting)
-            live, records = False, list[ConferenceRecord]()
+            live, records, space = False, list[ConferenceRecord](), None
             if event is not None and not event.cancelled:
                 code = meeting.meeting_code
                 if meeting.conference_status == "pending" and event.conference.status != "pending":
                     code = event.conference.code
                 if code:
-                    live = meet.live(meeting, code)
+                    # One spaces.get says whether a conference is live and what the room's settings are now.
+                    space = meet.space(meeting, code)
+                    live = bool(space and space.live)
                     records = [] if live else meet.records(meeting, code)
             decision = rules.reconcile(meeting, event, live=live, records=records, now=now,
                                        grace=timedelta(minutes=settings.grace_period_minutes),
                                        sync_delay=timedelta(minutes=settings.recording_sync_delay_minutes))
             checked = change(cur, meeting, to=decision.target, **decision.changes)
+            # A policy not applied yet is applied now; one someone changed in Meet since is applied again.
+            checked = rooms.apply_policy(cur, checked, meet=meet, now=now, space=space)
             if decision.rescheduled:
                 moved = checked
             summary = summary.model_copy(update={"status": checked.status})

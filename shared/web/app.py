@@ -280,7 +280,7 @@ class FunctionApp:
                 response = idempotency.replay_or_run(
                     deps.idempotency, scope=ctx.principal.client_id, key=key,
                     fingerprint=idempotency.fingerprint(request.method, request.path, ctx.raw_body()),
-                    run=lambda: self._answer(ctx, route, params))
+                    run=lambda: self._answer(ctx, route, params), secret_fields=route.secret_fields)
             else:
                 response = self._render(route, self.handlers[route.operation_id](ctx, **params))
         except (errors.DomainError, HTTPException) as exc:

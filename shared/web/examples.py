@@ -24,6 +24,12 @@ UPCOMING_END = f"{_YEAR}-11-25T15:30:00Z"
 UPCOMING: Any = dict(SEED, scheduled_start=UPCOMING_START, scheduled_end=UPCOMING_END,
                 external_reference="xoma_appointment_1235")
 RESCHEDULE: Any = {"scheduled_start": f"{_YEAR}-11-26T16:00:00Z"}
+# A room only the invitees enter, recorded by Meet, in a slot refused if the doctor is busy then.
+ROOM: Any = {"access_type": "RESTRICTED", "auto_recording": True, "auto_transcription": False}
+PROTECTED: Any = dict(SEED, scheduled_start=f"{_YEAR}-11-25T18:00:00Z", scheduled_end=f"{_YEAR}-11-25T18:30:00Z",
+                      external_reference="xoma_appointment_1236", room=ROOM, reject_conflicts=True)
+ROOM_CHANGE: Any = {"room": {"auto_transcription": True}}
+RESCHEDULE_IF_FREE: Any = {"scheduled_start": f"{_YEAR}-11-27T16:00:00Z", "reject_conflicts": True}
 RETITLE: Any = {"title": "Control de seguimiento", "description": None}
 NEW_INVITEES: Any = {"invited_emails": ["paciente@correo.com", "acompanante@correo.com"]}
 
@@ -71,6 +77,7 @@ MEETING: Any = {
                      for p in PARTICIPANTS],
     "recordings": [],
     "transcripts": [],
+    "room": {"access_type": "RESTRICTED", "auto_recording": False, "auto_transcription": False, "state": "APPLIED"},
     "created_at": "2025-11-20T09:12:31Z",
     "updated_at": "2025-11-20T09:12:33Z",
     "cancelled_at": None,
@@ -91,6 +98,15 @@ LIST_FILTERS: Any = {"status": "CREATED", "organizer_email": SEED["organizer_ema
                 "external_reference": UPCOMING["external_reference"], "scheduled_from": f"{_YEAR}-11-01T00:00:00Z",
                 "scheduled_to": f"{_YEAR}-12-01T00:00:00Z", "page_size": 20, "page_token": PAGE_TOKEN}
 HEALTH: Any = {"status": "ok", "database": "ok", "version": "1.0.0"}
+ROOM_APPLIED: Any = MEETING["room"]
+AVAILABILITY_QUERY: Any = {"email": SEED["organizer_email"], "from": f"{_YEAR}-11-25T00:00:00Z",
+                           "to": f"{_YEAR}-11-26T00:00:00Z"}
+AVAILABILITY: Any = dict(AVAILABILITY_QUERY, busy=[{"start": UPCOMING_START, "end": UPCOMING_END},
+                                                   {"start": f"{_YEAR}-11-25T18:00:00Z",
+                                                    "end": f"{_YEAR}-11-25T19:30:00Z"}])
+BUSY: Any = {"type": "urn:meet-middleware:problem:conflict", "title": "Conflict", "status": 409,
+             "detail": "The organizer is busy at some moment of this slot.",
+             "conflicts": [{"start": f"{_YEAR}-11-25T18:00:00Z", "end": f"{_YEAR}-11-25T18:15:00Z"}]}
 
 # One problem per status the API answers, as it words them.
 PROBLEMS: Any = {
@@ -114,3 +130,25 @@ def problem(status: int) -> dict:
     if errors is not None:
         body["errors"] = errors
     return body
+
+
+# --- webhooks ---------------------------------------------------------------------------------------------------
+ENDPOINT_ID: Any = "3f2b8c1e-5d4a-4e7b-9c6f-1a2b3c4d5e6f"
+DELIVERY_ID: Any = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+EVENT_ID: Any = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
+# The first example is a receiver on the machine of `make run` (which accepts loopback receivers), so "Try it out"
+# and generated collections work locally; in production the URL is https to a public host.
+WEBHOOK_CREATE_LOCAL: Any = {"url": "http://127.0.0.1:8099/webhooks/meet", "description": "Receptor local de pruebas"}
+WEBHOOK_CREATE: Any = {"url": "https://xoma.example.com/webhooks/meet",
+                       "event_types": ["meeting.finished", "attendance.updated", "recording.ready"],
+                       "description": "XOMA producción"}
+WEBHOOK_ENDPOINT: Any = {"id": ENDPOINT_ID, "url": WEBHOOK_CREATE["url"], "event_types": WEBHOOK_CREATE["event_types"],
+                         "description": WEBHOOK_CREATE["description"], "created_at": "2025-11-20T09:00:00Z",
+                         "disabled_at": None}
+WEBHOOK_SECRET: Any = {"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+WEBHOOK_CREATED: Any = dict(WEBHOOK_ENDPOINT, **WEBHOOK_SECRET)
+WEBHOOK_DELIVERY: Any = {"id": DELIVERY_ID, "event_id": EVENT_ID, "event_type": "meeting.finished",
+                         "meeting_id": MEETING_ID, "status": "delivered", "attempts": 1, "last_status_code": 200,
+                         "last_attempt_at": "2025-11-25T16:31:05Z", "next_attempt_at": None,
+                         "created_at": "2025-11-25T16:31:00Z"}
+WEBHOOK_DELIVERIES: Any = {"items": [WEBHOOK_DELIVERY], "next_page_token": None}

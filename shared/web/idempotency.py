@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 
@@ -25,11 +26,12 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(f"{method} {path}\n".encode() + (b"" if method == "DELETE" else body)).hexdigest()
 
 
-def replay_or_run(store, *, scope: str, key: str, fingerprint: str,
-                  run: Callable[[], flask.Response]) -> flask.Response:
+def replay_or_run(store, *, scope: str, key: str, fingerprint: str, run: Callable[[], flask.Response],
+                  secret_fields: tuple[str, ...] = ()) -> flask.Response:
     """Replay the stored answer for (scope, key), wait for an in-flight twin, or run and store the answer.
 
     The same key with another request is a 422; 5xx and 429 answers are not final, so they are not kept.
+    `secret_fields` of the answer are stored (and so replayed) as null: a secret shown once is kept nowhere else.
     """
     check_key(key)
     scoped = f"{scope}:{key}"
@@ -58,6 +60,20 @@ def replay_or_run(store, *, scope: str, key: str, fingerprint: str,
         store.abort(scoped)  # not a final answer: the retry must really run
     else:
         store.finish(scoped, fingerprint=fingerprint, response={
-            "status": response.status_code, "body": response.get_data(as_text=True),
+            "status": response.status_code, "body": _without(response.get_data(as_text=True), secret_fields),
             "headers": {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}})
     return response
+
+
+def _without(body: str, fields: tuple[str, ...]) -> str:
+    """The JSON body with `fields` set to null (a problem answer carries none of them and stays as it is)."""
+    if not fields:
+        return body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(data, dict) and any(name in data for name in fields):
+        data.update({name: None for name in fields if name in data})
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return body

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
     WithJsonSchema,
 )
@@ -109,10 +110,12 @@ UtcDatetime = Annotated[datetime, PlainSerializer(_utc, return_type=str, when_us
 # An RFC 3339 date-time, or the same without seconds or without an offset (then read in the meeting's time zone):
 # only the first form is `format: date-time`, so the schema says both rather than refuse what the API accepts.
 InputDatetime = Annotated[datetime, BeforeValidator(_datetime_text), WithJsonSchema({
-    "anyOf": [{"type": "string", "format": "date-time"},
-              {"type": "string", "pattern": f"^{_DATETIME}$"}],
+    # Appointments fall from 2000 to five years ahead (a 422 outside): the schema says 20xx, so generated clients
+    # and test data stay near what the API accepts.
+    "anyOf": [{"type": "string", "format": "date-time", "pattern": "^20[0-9]{2}-"},
+              {"type": "string", "pattern": "^20\\d{2}" + _DATETIME[len(r"\d{4}"):] + "$"}],
     "description": "RFC 3339 date-time such as 2025-11-25T15:00:00Z; without an offset it is read in the meeting's "
-                   "time zone"})]
+                   "time zone. Scheduled times are from 2000-01-01 to five years from now"})]
 
 
 
@@ -129,6 +132,31 @@ class Invitee(_Input):
 
 
 Invitees = Annotated[list[Invitee], Field(min_length=1, max_length=100)]
+
+
+AccessType = Literal["OPEN", "TRUSTED", "RESTRICTED"]
+_ACCESS = ("Who enters the Meet room without knocking: `OPEN` anyone with the link; `TRUSTED` the clinic's "
+           "Workspace, invited guests and dial-in users; `RESTRICTED` only the invitees (everyone else knocks and "
+           "waits for the organizer)")
+
+
+class RoomPolicyIn(_Input):
+    """A patient-safe room: each field left out keeps its value (on create: the default, `DEFAULT_ROOM_ACCESS`,
+    recording and transcription off)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.ROOM]})
+
+    access_type: Annotated[AccessType | None, Field(description=_ACCESS, json_schema_extra=_not_null)] = None
+    auto_recording: Annotated[StrictBool | None, Field(
+        description="Meet records by itself as soon as someone allowed to record joins",
+        json_schema_extra=_not_null)] = None
+    auto_transcription: Annotated[StrictBool | None, Field(
+        description="Meet transcribes by itself as soon as someone allowed to transcribe joins",
+        json_schema_extra=_not_null)] = None
+
+
+_REJECT_CONFLICTS = ("When true, a slot in which the organizer is busy — in Google Calendar or with another of their "
+                     "live meetings here — is refused with 409 and its `conflicts`, and nothing is written")
 
 
 class MeetingCreate(_Input):
@@ -157,12 +185,16 @@ class MeetingCreate(_Input):
     time_zone: Annotated[TimeZoneName | None, Field(
         description="IANA time zone of datetimes without an offset (default `America/Bogota`)",
         examples=["America/Bogota"])] = None
+    room: Annotated[RoomPolicyIn | None, Field(
+        description="The Meet room's policy; without it: only invitees enter without knocking, no automatic "
+                    "recording or transcript", json_schema_extra=_not_null)] = None
+    reject_conflicts: Annotated[StrictBool, Field(description=_REJECT_CONFLICTS)] = False
 
 
 READ_ONLY_FIELDS = frozenset({
     "id", "external_reference", "google_event_id", "meet_link", "meeting_code", "organizer_email", "time_zone",
     "status", "participants_count", "participants", "recordings", "transcripts", "created_at", "updated_at",
-    "cancelled_at",
+    "cancelled_at", "room.state",
 })
 
 
@@ -184,6 +216,12 @@ class MeetingUpdate(_Input):
     invitees: Annotated[Invitees | None, Field(
         description="Replaces the invitees, with their display names; give this or `invited_emails`",
         json_schema_extra=_not_null)] = None
+    room: Annotated[RoomPolicyIn | None, Field(
+        description="Changes the Meet room's policy: the fields given replace the stored ones, and it is applied "
+                    "again", json_schema_extra=_not_null)] = None
+    reject_conflicts: Annotated[StrictBool, Field(
+        description=_REJECT_CONFLICTS + " (checked when the times change; the meeting's own slot does not count)")
+    ] = False
 
 
 class InternalRequest(BaseModel):
@@ -251,6 +289,20 @@ class TranscriptOut(BaseModel):
     state: str
 
 
+class RoomOut(BaseModel):
+    """The Meet room's policy, and whether Meet has it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.ROOM_APPLIED]})
+
+    access_type: Annotated[AccessType, Field(description=_ACCESS)]
+    auto_recording: bool
+    auto_transcription: bool
+    state: Annotated[Literal["APPLIED", "PENDING", "FAILED"], Field(
+        description="`APPLIED` once Google confirmed the policy; `PENDING` while it could not be applied yet "
+                    "(Google unavailable, the Meet link still pending: the status check applies it before the "
+                    "slot); `FAILED` when Google refused it (the meeting stays usable; PATCH `room` to try again)")]
+
+
 class MeetingOut(BaseModel):
     """The Meeting resource."""
 
@@ -273,6 +325,7 @@ class MeetingOut(BaseModel):
     participants: list[ParticipantOut]
     recordings: list[RecordingOut]
     transcripts: list[TranscriptOut]
+    room: Annotated[RoomOut | None, Field(description="Null for a meeting made before room policies existed")]
     created_at: UtcDatetime
     updated_at: UtcDatetime
     cancelled_at: UtcDatetime | None
@@ -292,6 +345,7 @@ class MeetingOut(BaseModel):
             participants=participants,
             recordings=[RecordingOut(**dataclasses.asdict(r)) for r in meeting.recordings],
             transcripts=[TranscriptOut(**dataclasses.asdict(t)) for t in meeting.transcripts],
+            room=RoomOut(**dataclasses.asdict(meeting.room), state=meeting.room_state) if meeting.room else None,
             created_at=meeting.created_at, updated_at=meeting.updated_at, cancelled_at=meeting.cancelled_at,
         )
 
@@ -315,6 +369,36 @@ class RecordingList(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"items": ex.RECORDINGS}]})
 
     items: list[RecordingOut]
+
+
+class AvailabilityQuery(_Input):
+    """Whose busy times, and between when, for GET /v1/availability."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    email: Annotated[Email, Field(description="A user of the clinic's Google Workspace (`WORKSPACE_DOMAIN`)")]
+    from_: Annotated[InputDatetime, Field(alias="from", description="Start of the range (without an offset: in the "
+                                                                    "default time zone)")]
+    to: Annotated[InputDatetime, Field(description="End of the range: after `from`, at most 90 days later")]
+
+
+class BusyInterval(BaseModel):
+    """A time the clinician is busy: from `start` (included) to `end` (excluded)."""
+
+    start: UtcDatetime
+    end: UtcDatetime
+
+
+class Availability(BaseModel):
+    """A clinician's busy times in a range, from Google Calendar: merged, sorted by start, clipped to the range."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.AVAILABILITY]}, serialize_by_alias=True,
+                              validate_by_name=True)
+
+    email: EmailOut
+    from_: Annotated[UtcDatetime, Field(alias="from")]
+    to: UtcDatetime
+    busy: list[BusyInterval]
 
 
 class Health(BaseModel):
@@ -352,3 +436,5 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[FieldError] | None = None
+    conflicts: Annotated[list[BusyInterval] | None, Field(
+        description="On a 409 for `reject_conflicts`: the organizer's busy times within the slot asked for")] = None

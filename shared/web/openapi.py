@@ -9,14 +9,18 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from shared.domain.events import EventType
 from shared.web import examples as ex
 from shared.web import models as m
 from shared.web.routes import ROUTES, Route
+from shared.web.webhook_models import EVENT_MODELS
 
 _REF = "#/components/schemas/{model}"
 _PROBLEM_DESCRIPTIONS = {
     400: "Malformed JSON", 401: "Missing or unknown API key", 403: "Not allowed for this key",
-    404: "Unknown meeting or route", 409: "Conflicts with the meeting's state or reference",
+    404: "Unknown meeting or route",
+    409: "Conflicts with the meeting's state or reference, or (with `reject_conflicts`) the organizer is busy in "
+         "the slot: see `conflicts`",
     413: "Body too large", 415: "Body is not application/json", 422: "Invalid input (see `errors`)",
     502: "Google refused the operation", 503: "Google or the database unavailable; retry after `Retry-After`",
 }
@@ -57,21 +61,38 @@ _BODY_EXAMPLES: dict[str, dict[str, Any]] = {
                      "value": ex.UPCOMING},
         "seed": {"summary": "XOMA's body as sent today (its slot is past: the meeting is soon FINISHED)",
                  "value": ex.SEED},
+        "protected": {"summary": "A room only invitees enter, recorded by Meet; refused (409) if the doctor is busy "
+                                 "then", "value": ex.PROTECTED},
     },
     "updateMeeting": {
         "reschedule": {"summary": "Move it, keeping its duration", "value": ex.RESCHEDULE},
         "retitle": {"summary": "New title; null clears the description", "value": ex.RETITLE},
         "invitees": {"summary": "Replace the invitees (they are notified)", "value": ex.NEW_INVITEES},
+        "room": {"summary": "Change the room's policy (the other fields keep theirs)", "value": ex.ROOM_CHANGE},
+        "reschedule_if_free": {"summary": "Move it only if the doctor is free then (else 409 with the conflicts)",
+                               "value": ex.RESCHEDULE_IF_FREE},
+    },
+    "createWebhookEndpoint": {
+        "local": {"summary": "A receiver on this machine (make run accepts loopback receivers)",
+                  "value": ex.WEBHOOK_CREATE_LOCAL},
+        "production": {"summary": "Every event to XOMA's https receiver", "value": ex.WEBHOOK_CREATE},
     },
 }
 _RESPONSE_EXAMPLES: dict[str, Any] = {
     "createMeeting": ex.UPCOMING_MEETING, "updateMeeting": ex.RESCHEDULED_MEETING,
     "cancelMeeting": ex.CANCELLED_MEETING, "listMeetings": ex.PAGE, "getMeeting": ex.FINISHED_MEETING,
     "listParticipants": {"items": ex.PARTICIPANTS}, "listRecordings": {"items": ex.RECORDINGS},
-    "health": ex.HEALTH,
+    "getAvailability": ex.AVAILABILITY, "health": ex.HEALTH,
+    "createWebhookEndpoint": ex.WEBHOOK_CREATED, "listWebhookEndpoints": {"items": [ex.WEBHOOK_ENDPOINT]},
+    "getWebhookEndpoint": ex.WEBHOOK_ENDPOINT, "rotateWebhookSecret": ex.WEBHOOK_SECRET,
+    "listWebhookDeliveries": ex.WEBHOOK_DELIVERIES,
+    "retryWebhookDelivery": dict(ex.WEBHOOK_DELIVERY, status="pending"),
     "openapi": {"openapi": "3.1.0", "info": {"title": "Meet middleware API", "version": "1.0.0"}, "paths": {}},
 }
-_PARAM_EXAMPLES: dict[str, Any] = {"meeting_id": ex.MEETING_ID, **ex.LIST_FILTERS}
+_PARAM_EXAMPLES: dict[str, Any] = {"meeting_id": ex.MEETING_ID, "endpoint_id": ex.ENDPOINT_ID,
+                                   "delivery_id": ex.DELIVERY_ID, **ex.LIST_FILTERS, **ex.AVAILABILITY_QUERY}
+# A refusal whose example says more on one operation than the generic one: a busy slot on create and reschedule.
+_PROBLEM_EXAMPLES: dict[tuple[str, int], Any] = {("createMeeting", 409): ex.BUSY, ("updateMeeting", 409): ex.BUSY}
 _PARAM_DESCRIPTIONS = {"meeting_id": "The meeting's `id`"}
 
 
@@ -120,9 +141,10 @@ def _headers(*names: str) -> dict[str, Any]:
     return {name: _HEADERS[name] for name in names}
 
 
-def _problem(status: int, problem_ref: dict[str, str], *, replayable: bool = False) -> dict[str, Any]:
+def _problem(status: int, problem_ref: dict[str, str], *, replayable: bool = False,
+             example: Any = None) -> dict[str, Any]:
     response: dict[str, Any] = {"description": _PROBLEM_DESCRIPTIONS.get(status, "Problem"), "content": {
-        "application/problem+json": {"schema": problem_ref, "example": ex.problem(status)}}}
+        "application/problem+json": {"schema": problem_ref, "example": example or ex.problem(status)}}}
     headers = {401: _headers("WWW-Authenticate"), 503: _headers("Retry-After")}.get(status, {})
     if replayable:
         headers = {**headers, **_headers("Idempotent-Replayed")}
@@ -207,7 +229,8 @@ def _operation(route: Route, names: dict[Any, str], defs: dict[str, Any],
     errors = route.errors if not idempotent or 422 in route.errors else (*route.errors, 422)
     for status in sorted(errors):
         if idempotent and status in _REPLAYABLE:
-            op["responses"][str(status)] = _problem(status, problem_ref, replayable=True)
+            op["responses"][str(status)] = _problem(status, problem_ref, replayable=True,
+                                                    example=_PROBLEM_EXAMPLES.get((route.operation_id, status)))
         else:
             op["responses"][str(status)] = {"$ref": f"#/components/responses/Problem{status}"}
     if route.operation_id == "health":
@@ -233,6 +256,7 @@ def document() -> dict[str, Any]:
             wanted.append((r.body, "validation"))
         if r.response is not None:
             wanted.append((r.response, "serialization"))
+    wanted += webhook_models()
     wanted = list(dict.fromkeys(wanted))
     keys, defs = models_json_schema(wanted, ref_template=_REF)
     names = {key: ref["$ref"].rsplit("/", 1)[-1] for key, ref in keys.items()}
@@ -241,17 +265,21 @@ def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
         paths.setdefault(r.path, {})[r.method.lower()] = _operation(r, names, schemas, problem_ref)
+    _no_content(paths)
     statuses = sorted({s for r in routes for s in r.errors} | {422})
     used = {tag_of(r.path) for r in routes}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Meet middleware API", "version": "1.0.0",
                  "description": "Google Meet video appointments for XOMA: create, read, list, reschedule, cancel, "
-                                "and afterwards attendance and recordings. Every operation but health and "
+                                "and afterwards attendance and recordings; patient-safe rooms (who enters without "
+                                "knocking, automatic recording and transcripts) and clinicians' availability, with "
+                                "busy slots refused on request. Every operation but health and "
                                 "documentation needs `Authorization: Bearer <api key>`; errors are "
                                 "`application/problem+json` (RFC 9457)."},
         "tags": [{"name": name, "description": text} for name, _, text in _TAGS if name in used],
         "paths": paths,
+        "webhooks": webhooks_section(names),
         "components": {
             "schemas": schemas,
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
@@ -295,3 +323,69 @@ def served(base_url: str, examples: dict[str, Any] | None = None) -> dict[str, A
                         for path, ops in doc["paths"].items()}
     return {"openapi": doc["openapi"], "info": doc["info"], "servers": doc["servers"],
             **{k: v for k, v in doc.items() if k not in ("openapi", "info", "servers")}}
+
+
+# --- push events: what a client's webhook endpoints receive (OpenAPI 3.1 `webhooks`) -------------------------
+
+_EVENT_SUMMARIES = {
+    EventType.MEETING_CREATED: "The meeting exists: its Calendar event and, unless still pending, its Meet link",
+    EventType.MEETING_UPDATED: "Rescheduled or edited (PATCH), a pending Meet link filled in, or moved in Google",
+    EventType.MEETING_CANCELLED: "Cancelled through the API or in Google Calendar",
+    EventType.MEETING_STARTED: "Meet reports a live conference (IN_PROGRESS)",
+    EventType.MEETING_FINISHED: "The conference ended, or the slot and the grace period passed (FINISHED)",
+    EventType.ATTENDANCE_UPDATED: "A recording sync changed who attended and for how long",
+    EventType.RECORDING_READY: "A recording's file reached FILE_GENERATED; `data.recording` is that recording",
+    EventType.TRANSCRIPT_READY: "A transcript's document reached FILE_GENERATED; `data.transcript` is that transcript",
+}
+_WEBHOOK_HEADERS = (
+    ("webhook-id", "The event's id, the same on every attempt of it: deduplicate on it.",
+     {"type": "string", "format": "uuid"}),
+    ("webhook-timestamp", "Unix seconds of this attempt; refuse a delivery more than 5 minutes off your clock.",
+     {"type": "string", "pattern": "^[0-9]+$"}),
+    ("webhook-signature", "Space-separated `v1,<base64 HMAC-SHA256>` entries, one per valid secret, over "
+     "`{webhook-id}.{webhook-timestamp}.{body}` keyed with the base64-decoded part of the secret after `whsec_` "
+     "(Standard Webhooks v1).", {"type": "string"}),
+)
+
+
+def webhook_models() -> list[tuple[type[BaseModel], Literal["validation", "serialization"]]]:
+    """The event bodies the document describes, for the shared schema generation."""
+    return [(model, "serialization") for model in dict.fromkeys(EVENT_MODELS.values())]
+
+
+def webhooks_section(names: dict[Any, str]) -> dict[str, Any]:
+    """One `post` per event type, as the middleware sends it to an endpoint subscribed to that type."""
+    out: dict[str, Any] = {}
+    for event_type, model in EVENT_MODELS.items():
+        ref = {"$ref": _REF.format(model=names[(model, "serialization")])}
+        out[event_type.value] = {"post": {
+            "operationId": "".join(p if i == 0 else p.capitalize()
+                                   for i, p in enumerate(event_type.value.split("."))) + "Event",
+            "summary": _EVENT_SUMMARIES[event_type],
+            "description": "Sent to every endpoint of the meeting's client that receives this event type. A 2xx "
+                           "answer within 15 s is delivered; 410 disables the endpoint; anything else is retried "
+                           "after about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h, then the delivery is failed.",
+            "tags": ["webhooks"],
+            "parameters": [{"name": name, "in": "header", "required": True, "description": text, "schema": schema}
+                           for name, text, schema in _WEBHOOK_HEADERS],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"allOf": [
+                ref, {"type": "object", "properties": {"type": {"const": event_type.value}}}]}}}},
+            "responses": {
+                "2XX": {"description": "Delivered"},
+                "410": {"description": "Gone: the endpoint is disabled and receives nothing more"},
+                "default": {"description": "Not delivered: retried on the schedule above"},
+            },
+        }}
+    return out
+
+
+def _no_content(paths: dict[str, dict[str, Any]]) -> None:
+    """A 204 answer has no body, so it declares no content."""
+    for item in paths.values():
+        for op in item.values():
+            if "204" in op["responses"]:
+                headers = op["responses"]["204"].get("headers")
+                done: dict[str, Any] = {"description": "Done (no content)"}
+                if headers:
+                    done["headers"] = headers
+                op["responses"]["204"] = done

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 import flask
@@ -30,12 +31,13 @@ _TITLES = {400: "Malformed request", 404: "Not found", 405: "Method not allowed"
 
 
 def problem(status: int, detail: str, *, title: str | None = None, field_errors: list[dict] | None = None,
-            headers: dict[str, str] | None = None) -> flask.Response:
-    """An RFC 9457 problem+json response."""
+            headers: dict[str, str] | None = None, members: dict[str, Any] | None = None) -> flask.Response:
+    """An RFC 9457 problem+json response; `members` are extension members of the problem type."""
     body: dict[str, Any] = {"type": PROBLEM_TYPE + _SLUG.get(status, "error"),
                             "title": title or _TITLES.get(status, "Error"), "status": status, "detail": detail}
     if field_errors is not None:
         body["errors"] = field_errors
+    body.update(members or {})
     response = flask.Response(json.dumps(body), status=status, mimetype="application/problem+json")
     response.headers["Cache-Control"] = "no-store"
     for key, value in (headers or {}).items():
@@ -64,7 +66,14 @@ def from_exception(exc: errors.DomainError | HTTPException, *, retry_after: int 
     if status == 503:
         headers["Retry-After"] = str(retry_after)
     extra = exc.errors if isinstance(exc, errors.InvalidInput) else None
-    return problem(status, exc.detail, title=exc.title, field_errors=extra, headers=headers)
+    members = None
+    if isinstance(exc, errors.Busy):
+        members = {"conflicts": [{"start": _utc(start), "end": _utc(end)} for start, end in exc.conflicts]}
+    return problem(status, exc.detail, title=exc.title, field_errors=extra, headers=headers, members=members)
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def field_errors(exc: ValidationError, read_only: frozenset[str] = frozenset()) -> list[dict[str, str]]:

@@ -11,6 +11,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 
 from shared.web import models as m
+from shared.web import webhook_models as wm
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class Route:
     public: bool = True
     extra_status: tuple[int, ...] = field(default=())
     also: tuple[str, ...] = ()  # further paths served, e.g. "/" where Cloud Tasks calls a function's own URL
+    # Answer fields shown once (signing secrets): an Idempotency-Key replay answers them as null, and they are never
+    # kept in the idempotency store.
+    secret_fields: tuple[str, ...] = ()
 
     @property
     def params(self) -> list[str]:
@@ -64,6 +68,9 @@ ROUTES: tuple[Route, ...] = (
           "The meeting's participants with their attendance", response=m.ParticipantList, errors=_READ_ERRORS),
     Route("GET", "/v1/meetings/{meeting_id}/recordings", "get_meeting", "listRecordings",
           "The meeting's recordings", response=m.RecordingList, errors=_READ_ERRORS),
+    Route("GET", "/v1/availability", "get_meeting", "getAvailability",
+          "A clinician's busy times from Google Calendar (merged, sorted, at most 90 days)",
+          query=m.AvailabilityQuery, response=m.Availability, errors=(401, 422, 502, 503)),
     Route("GET", "/v1/health", "get_meeting", "health", "Liveness and database reachability",
           auth="none", response=m.Health, errors=(503,)),
     Route("GET", "/v1/openapi.json", "get_meeting", "openapi", "This API's OpenAPI 3.1 document", auth="none"),
@@ -78,6 +85,30 @@ ROUTES: tuple[Route, ...] = (
           "Sync attendance and recordings of one meeting, or sweep the due ones", auth="internal",
           body=m.InternalRequest, response=m.JobSummary, public=False, also=("/", "/sync_recordings"),
           errors=(400, 401, 403, 404, 409, 503)),
+    # Push events: a client's webhook endpoints and their deliveries, and the internal function that delivers.
+    Route("POST", "/v1/webhook-endpoints", "manage_webhooks", "createWebhookEndpoint",
+          "Register a webhook endpoint; its signing secret is shown in this answer only",
+          body=wm.WebhookEndpointCreate, response=wm.WebhookEndpointCreated, status=201,
+          errors=(400, 401, 409, 413, 415, 422, 503), secret_fields=("secret",)),
+    Route("GET", "/v1/webhook-endpoints", "manage_webhooks", "listWebhookEndpoints", "The client's webhook endpoints",
+          response=wm.WebhookEndpointList, errors=(401, 503)),
+    Route("GET", "/v1/webhook-endpoints/{endpoint_id}", "manage_webhooks", "getWebhookEndpoint",
+          "Read one webhook endpoint (without its secret)", response=wm.WebhookEndpointOut, errors=_READ_ERRORS),
+    Route("DELETE", "/v1/webhook-endpoints/{endpoint_id}", "manage_webhooks", "deleteWebhookEndpoint",
+          "Delete a webhook endpoint: nothing more is sent to it", status=204, errors=_READ_ERRORS),
+    Route("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "manage_webhooks", "rotateWebhookSecret",
+          "A new signing secret; for 24 h deliveries are signed with the new and the previous one",
+          response=wm.WebhookSecret, errors=_READ_ERRORS, secret_fields=("secret",)),
+    Route("GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries", "manage_webhooks", "listWebhookDeliveries",
+          "The endpoint's deliveries, newest first", query=wm.WebhookDeliveryQuery, response=wm.WebhookDeliveryPage,
+          errors=(401, 404, 422, 503)),
+    Route("POST", "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry", "manage_webhooks",
+          "retryWebhookDelivery", "Send a delivery again now, with the same webhook-id",
+          response=wm.WebhookDeliveryOut, status=202, errors=(401, 404, 409, 503)),
+    Route("POST", "/internal/deliver-webhooks", "deliver_webhooks", "deliverWebhooks",
+          "Send one attempt of one webhook delivery, or sweep the overdue ones", auth="internal",
+          body=wm.DeliveryRequest, response=wm.DeliverySummary, public=False, also=("/", "/deliver_webhooks"),
+          errors=(400, 401, 403, 409, 503)),
 )
 
 

@@ -71,11 +71,16 @@ def test_a_client_generated_with_openapi_python_client_works_as_generated(stack,
     assert run.returncode == 0 and "client flow ok" in run.stdout, run.stdout + run.stderr
 
 
-# The order an integrator runs them in: create first, then the reads, then the reschedule, then the cancel.
-ORDER = ["createMeeting", "listMeetings", "getMeeting", "listParticipants", "listRecordings", "updateMeeting",
-         "cancelMeeting", "health", "openapi", "docs", "docsAsset"]
-# After the create, the collection works on the meeting it made: Postman's usual chaining through a variable.
-CAPTURE_ID = "pm.collectionVariables.set('meeting_id', pm.response.json().id);"
+# The order an integrator runs them in: a webhook endpoint first (so the meeting's events have somewhere to go),
+# then create, the reads, the reschedule, the cancel, the endpoint's deliveries, and the endpoint's removal.
+ORDER = ["createWebhookEndpoint", "listWebhookEndpoints", "getWebhookEndpoint", "rotateWebhookSecret",
+         "createMeeting", "listMeetings", "getMeeting", "listParticipants", "listRecordings", "updateMeeting",
+         "cancelMeeting", "listWebhookDeliveries", "retryWebhookDelivery", "deleteWebhookEndpoint",
+         "getAvailability", "health", "openapi", "docs", "docsAsset"]
+# Later requests work on what earlier ones made: Postman's usual chaining through collection variables.
+CAPTURE = {"createMeeting": "pm.collectionVariables.set('meeting_id', pm.response.json().id);",
+           "createWebhookEndpoint": "pm.collectionVariables.set('endpoint_id', pm.response.json().id);",
+           "listWebhookDeliveries": "pm.collectionVariables.set('delivery_id', pm.response.json().items[0].id);"}
 
 
 def test_the_document_as_a_postman_collection_runs_green_in_newman(stack, tmp_path):
@@ -103,10 +108,14 @@ def test_the_document_as_a_postman_collection_runs_green_in_newman(stack, tmp_pa
             requests_by_operation[item["name"]] = item
     for item in requests_by_operation.values():
         for variable in item["request"]["url"].get("variable", []):
-            if variable["key"] == "meeting_id":
-                variable["value"] = "{{meeting_id}}"
-    requests_by_operation["createMeeting"].setdefault("event", []).append(
-        {"listen": "test", "script": {"type": "text/javascript", "exec": [CAPTURE_ID]}})
+            if variable["key"] in ("meeting_id", "endpoint_id", "delivery_id"):
+                variable["value"] = "{{" + variable["key"] + "}}"
+    # The first page of deliveries: no page token (the document's example token is a meetings list's).
+    deliveries = requests_by_operation["listWebhookDeliveries"]["request"]["url"]
+    deliveries["query"] = [q for q in deliveries.get("query", []) if q["key"] != "page_token"]
+    for name, script in CAPTURE.items():
+        requests_by_operation[name].setdefault("event", []).append(
+            {"listen": "test", "script": {"type": "text/javascript", "exec": [script]}})
     collection["item"] = [requests_by_operation[name] for name in ORDER]
     collection_path.write_text(json.dumps(collection))
 

@@ -32,7 +32,14 @@ def test_the_guides_curl_examples_run_in_order(stack, tmp_path):
     said = out.stdout
     assert '"status":"ok"' in said and '"status":"CREATED"' in said and '"status":"CANCELLED"' in said
     assert re.search(r"(?i)^idempotent-replayed: true", said, re.M), said
-    assert [int(code) for code in re.findall(r"^HTTP (\d{3})$", said, re.M)] == [422, 409, 401], said
+    # The patient-safe room is applied, then changed field by field; the doctor's day shows the slot busy, and a
+    # second appointment over it is refused with its conflicts.
+    assert '"room":{"access_type":"RESTRICTED","auto_recording":true,"auto_transcription":false,"state":"APPLIED"}' \
+        in said, said
+    assert '"auto_transcription":true,"state":"APPLIED"' in said and '"busy":[{"start":' in said, said
+    assert re.search(r'"conflicts": \[\{"start": "\d{4}-11-27T14:15:00Z", "end": "\d{4}-11-27T14:30:00Z"\}\]',
+                     said), said
+    assert [int(code) for code in re.findall(r"^HTTP (\d{3})$", said, re.M)] == [409, 422, 409, 401], said
 
 
 def test_the_guides_python_examples_run_in_order(stack, tmp_path):
@@ -42,6 +49,9 @@ def test_the_guides_python_examples_run_in_order(stack, tmp_path):
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     said = out.stdout
     assert "CANCELLED" in said and "201 200 True" in said, said
+    assert "sala: {'access_type': 'RESTRICTED', 'auto_recording': True, 'auto_transcription': False, " \
+           "'state': 'APPLIED'}" in said, said
+    assert re.search(r"^ocupado: \[\('\d{4}-", said, re.M) and "horario ocupado, no se creó: [{'start'" in said, said
     codes = [int(code) for code in re.findall(r"^\((\d{3}), ", said, re.M)]
     assert codes == [422, 422, 409, 404], said
 
@@ -54,8 +64,8 @@ def test_the_guide_covers_every_section_with_both_kinds_of_example():
         if "Estados" in title:
             continue
         assert blocks(section, "sh") and blocks(section, "python"), title
-    for topic in ("Crear", "Leer", "Listar", "Reprogramar", "Cancelar", "Asistencia", "Grabaciones", "Reintentos",
-                  "Errores"):
+    for topic in ("Crear", "Leer", "Listar", "Reprogramar", "Cancelar", "Asistencia", "Grabaciones", "Salas",
+                  "Reintentos", "Errores"):
         assert any(s.split("\n", 1)[0].split(" ", 1)[-1].startswith(topic) for s in sections), topic
     assert "docs/guia-integracion.md" in README.read_text()
 

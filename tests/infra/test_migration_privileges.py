@@ -126,7 +126,7 @@ def test_with_cloud_sql_roles_the_runtime_gets_dml_on_the_migrators_tables(serve
     with scratch_database(server_url) as url, cloud_sql_roles(server_url, url) as (migrator, runtime):
         db = _as_role(url, migrator)
         try:
-            assert migrate.migrate(db)[:3] == ["0001_init", "0002_background_work", "0003_pgaudit"]
+            assert migrate.migrate(db)[:4] == ["0001_init", "0002_background_work", "0003_pgaudit", "0004_webhooks"]
             with db.transaction() as cur:
                 cur.execute("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")
                 assert [row[0] for row in cur.fetchall()] == [migrator]
@@ -137,7 +137,7 @@ def test_with_cloud_sql_roles_the_runtime_gets_dml_on_the_migrators_tables(serve
 
         dml = {"SELECT", "INSERT", "UPDATE", "DELETE"}
         for table in ("api_clients", "api_keys", "meetings", "participants", "recordings", "transcripts",
-                      "later_table"):
+                      "webhook_endpoints", "webhook_secrets", "webhook_events", "webhook_deliveries", "later_table"):
             assert _privileges(url, runtime, table) == dml, table
         assert _privileges(url, runtime, "schema_migrations") == set()
 

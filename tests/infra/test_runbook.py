@@ -49,7 +49,7 @@ def test_every_output_the_runbook_reads_exists():
 def test_runbook_says_what_stays_manual_and_why():
     docs = RUNBOOK.read_text(encoding="utf-8")
     intro = docs.split("## What gets deployed")[0]
-    assert "Two steps stay manual" in intro
+    assert "Three steps stay manual" in intro and "gcloud secrets versions add" in docs
     assert "domain-wide delegation" in intro and "super admin" in intro
     assert "cloudsqlsuperuser" in intro and "database_roles" in intro
     assert "gcloud sql users assign-roles" in docs and "--type=CLOUD_IAM_SERVICE_ACCOUNT" in docs

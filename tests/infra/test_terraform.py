@@ -18,18 +18,18 @@ from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TF_DIR = ROOT / "infra" / "terraform"
-INTERNAL = {"check_status", "sync_recordings"}
+INTERNAL = {"check_status", "sync_recordings", "deliver_webhooks"}
 # Settings without a default that the cloud path needs (Cloud SQL over IAM, keyless delegation, the project).
 REQUIRED_IN_CLOUD = {"CLOUD_SQL_INSTANCE", "DB_IAM_USER", "GOOGLE_DELEGATION_SA", "GOOGLE_CLOUD_PROJECT"}
 # Set in the cloud although they have defaults, because the deployment decides them.
 DEPLOYMENT_DECIDES = {"DB_NAME", "CLOUD_SQL_IP_TYPE", "DB_POOL_SIZE", "WORKSPACE_DOMAIN", "DEFAULT_CALENDAR_OWNER",
-                      "DEFAULT_TIME_ZONE", "GRACE_PERIOD_MINUTES", "LOG_LEVEL", "TASKS_QUEUE", "CHECK_STATUS_URL",
-                      "SYNC_RECORDINGS_URL", "TASKS_INVOKER_SA", "FIRESTORE_DATABASE", "GATEWAY_SA",
-                      "OIDC_AUDIENCES"}
+                      "DEFAULT_TIME_ZONE", "DEFAULT_ROOM_ACCESS", "GRACE_PERIOD_MINUTES", "LOG_LEVEL", "TASKS_QUEUE",
+                      "CHECK_STATUS_URL", "SYNC_RECORDINGS_URL", "TASKS_INVOKER_SA", "FIRESTORE_DATABASE",
+                      "WEBHOOK_TASKS_QUEUE", "DELIVER_WEBHOOKS_URL", "GATEWAY_SA", "OIDC_AUDIENCES"}
 # Local-only switches: set in the cloud they would bypass Cloud SQL, Google or the real Cloud Tasks.
-LOCAL_ONLY = {"DATABASE_URL", "GOOGLE_API_ROOT", "TASKS_EMULATOR_HOST"}
+LOCAL_ONLY = {"DATABASE_URL", "GOOGLE_API_ROOT", "TASKS_EMULATOR_HOST", "WEBHOOK_ALLOW_LOOPBACK_HTTP"}
 # Secrets: mounted from Secret Manager (secret_environment_variables), never plain environment.
-SECRET_SETTINGS = {"PAGE_TOKEN_KEY"}
+SECRET_SETTINGS = {"WEBHOOK_SECRETS_KEY", "PAGE_TOKEN_KEY"}
 _OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True,
                                      preserve_heredocs=False)
 
@@ -139,6 +139,7 @@ def test_internal_urls_are_computed_without_referring_to_the_functions(tf):
     env = _locals(tf)["function_env"]
     assert env["CHECK_STATUS_URL"] == '${local.internal_urls["check_status"]}'
     assert env["SYNC_RECORDINGS_URL"] == '${local.internal_urls["sync_recordings"]}'
+    assert env["DELIVER_WEBHOOKS_URL"] == '${local.internal_urls["deliver_webhooks"]}'
     assert "google_cloudfunctions2_function" not in json.dumps(env)
     assert "cloudfunctions.net" not in json.dumps(tf), "nothing targets a cloudfunctions.net URL"
 
@@ -245,7 +246,8 @@ def test_internal_functions_only_answer_the_invoker(tf):
 
 
 def test_scheduler_sweeps_post_empty_body_with_invoker_oidc(tf):
-    assert _locals(tf)["sweeps"] == {"check_status": "*/5 * * * *", "sync_recordings": "*/30 * * * *"}
+    assert _locals(tf)["sweeps"] == {"check_status": "*/5 * * * *", "sync_recordings": "*/30 * * * *",
+                                     "deliver_webhooks": "*/5 * * * *"}
     job = _resources(tf, "google_cloud_scheduler_job")["sweep"]
     target = _one(job["http_target"])
     assert target["http_method"] == "POST"
@@ -289,24 +291,42 @@ def test_firestore_ttl_covers_the_ledger_collections(tf):
 
 
 def test_secrets_are_only_the_ones_the_code_reads(tf):
-    assert set(_resources(tf, "google_secret_manager_secret")) == {"page_token_key"}
+    assert set(_resources(tf, "google_secret_manager_secret")) == {"webhook_key", "page_token_key"}
     assert not _resources(tf, "google_secret_manager_secret_version"), "secret values never enter the state"
     assert _variables(tf)["secret_env"]["default"] == {}
     names = {_env_name(n, f) for n, f in Settings.model_fields.items()}
     assert SECRET_SETTINGS <= names
+    assert _locals(tf)["webhook_secret_env"] == {
+        "WEBHOOK_SECRETS_KEY": "${google_secret_manager_secret.webhook_key.secret_id}"}
     assert _locals(tf)["page_token_secret_env"] == {
         "PAGE_TOKEN_KEY": "${google_secret_manager_secret.page_token_key.secret_id}"}
-    # Only the function that issues and reads page tokens gets the key.
+    # Each key reaches only the functions that use it: the webhook key the two that encrypt or decrypt signing
+    # secrets, the page-token key the one that issues and reads page tokens.
     table = _locals(tf)["functions"]
+    assert {n for n, fn in table.items() if fn.get("webhook_key")} == {"manage_webhooks", "deliver_webhooks"}
     assert {n for n, fn in table.items() if fn.get("page_token_key")} == {"get_meeting"}
     secrets = _one(_one(_resources(tf, "google_cloudfunctions2_function")["fn"]["service_config"])
                    ["dynamic"])["secret_environment_variables"]
-    assert secrets["for_each"] == ('${merge(var.secret_env, lookup(each.value, "page_token_key", false) ? '
-                                   'local.page_token_secret_env : {})}')
-    grant = _resources(tf, "google_secret_manager_secret_iam_member")["runtime_reads_page_token_key"]
-    assert grant["role"] == "roles/secretmanager.secretAccessor"
-    assert grant["member"] == "${local.runtime_member}"
-    assert grant["secret_id"] == "${google_secret_manager_secret.page_token_key.secret_id}"
+    assert secrets["for_each"] == "${local.function_secrets[each.key]}"
+    merged = _locals(tf)["function_secrets"]
+    assert all(part in merged for part in ("var.secret_env", "local.webhook_secret_env", "local.page_token_secret_env"))
+    for name, secret in (("runtime_reads_webhook_key", "webhook_key"),
+                         ("runtime_reads_page_token_key", "page_token_key")):
+        grant = _resources(tf, "google_secret_manager_secret_iam_member")[name]
+        assert grant["role"] == "roles/secretmanager.secretAccessor"
+        assert grant["member"] == "${local.runtime_member}"
+        assert grant["secret_id"] == f"${{google_secret_manager_secret.{secret}.secret_id}}"
+
+
+def test_webhook_deliveries_have_their_own_queue(tf):
+    queue = _resources(tf, "google_cloud_tasks_queue")["webhooks"]
+    assert _locals(tf)["function_env"]["WEBHOOK_TASKS_QUEUE"] == "${google_cloud_tasks_queue.webhooks.id}"
+    grant = _resources(tf, "google_cloud_tasks_queue_iam_member")["runtime_enqueues_webhooks"]
+    assert grant["name"] == "${google_cloud_tasks_queue.webhooks.name}" and grant["role"] == "roles/cloudtasks.enqueuer"
+    assert _one(queue["rate_limits"])["max_concurrent_dispatches"] == "${var.webhook_max_concurrent_dispatches}"
+    variables = _variables(tf)
+    capacity = variables["max_instances"]["default"]["deliver_webhooks"] * variables["db_pool_size"]["default"]
+    assert variables["webhook_max_concurrent_dispatches"]["default"] <= capacity
 
 
 # --- packages ----------------------------------------------------------------------------------------------
@@ -394,6 +414,7 @@ def test_internal_targets_are_the_deterministic_run_app_urls(tf):
     https://SERVICE-PROJECT_NUMBER.REGION.run.app (https://cloud.google.com/run/docs/triggering/https-request)."""
     assert _internal_url(tf, "check_status") == f"https://check-status-{PROJECT_NUMBER}.{REGION}.run.app"
     assert _internal_url(tf, "sync_recordings") == f"https://sync-recordings-{PROJECT_NUMBER}.{REGION}.run.app"
+    assert _internal_url(tf, "deliver_webhooks") == f"https://deliver-webhooks-{PROJECT_NUMBER}.{REGION}.run.app"
     for name in INTERNAL:
         # The deterministic URL exists only while SERVICE-PROJECT_NUMBER fits one DNS label.
         assert len(f"{_run_service(tf, name)}-{PROJECT_NUMBER}") <= 63
@@ -440,7 +461,8 @@ def test_auth_accepts_the_run_app_urls_as_audiences(tf, monkeypatch):
     monkeypatch.setattr(id_token, "verify_token", verify_token)
     urls = {name: _internal_url(tf, name) for name in INTERNAL}
     settings = Settings(database_url="postgresql://x@localhost/x", google_api_root="http://localhost/",
-                        check_status_url=urls["check_status"], sync_recordings_url=urls["sync_recordings"])
+                        check_status_url=urls["check_status"], sync_recordings_url=urls["sync_recordings"],
+                        deliver_webhooks_url=urls["deliver_webhooks"])
     auth.verify_oidc_token("token", settings)
     assert sorted(seen["audience"]) == sorted(urls.values())
 
@@ -551,8 +573,9 @@ def test_secret_grants_wait_for_secret_manager(tf):
     grant = _resources(tf, "google_secret_manager_secret_iam_member")["runtime"]
     assert "${google_project_service.enabled}" in grant["depends_on"]
     assert '"secretmanager.googleapis.com"' in _locals(tf)["services"]
-    secret = _resources(tf, "google_secret_manager_secret")["page_token_key"]
-    assert "${google_project_service.enabled}" in secret["depends_on"]
+    for name in ("webhook_key", "page_token_key"):
+        secret = _resources(tf, "google_secret_manager_secret")[name]
+        assert "${google_project_service.enabled}" in secret["depends_on"]
 
 
 def test_max_instances_is_a_lookup_so_the_precondition_speaks(tf):

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pg8000.dbapi
 
+from shared.adapters.postgres import notes
 from shared.domain.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,15 @@ def is_unavailable(exc: BaseException) -> bool:
 class Database:
     """A bounded pool of pg8000 connections; `transaction()` is the only way in."""
 
-    def __init__(self, connect: Callable[[], Any], *, size: int = 4, lock_timeout_ms: int = 30_000):
+    def __init__(self, connect: Callable[[], Any], *, size: int = 4, lock_timeout_ms: int = 30_000,
+                 on_commit: Callable[[dict[str, list[Any]]], None] | None = None):
         self._connect = connect
         self._idle: queue.LifoQueue = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
         self._lock_timeout_ms = lock_timeout_ms
+        # Called with what a committed transaction noted (shared.adapters.postgres.notes), after its connection is
+        # back in the pool; the composition root wires it (the outbox's enqueueing).
+        self.on_commit = on_commit
 
     def _checkout(self):
         if not self._slots.acquire(timeout=30):
@@ -103,11 +108,15 @@ class Database:
         """A cursor inside one transaction: committed on success, rolled back on any error."""
         conn = self._checkout()
         healthy = True
+        cur = None
         try:
             cur = conn.cursor()
             yield cur
             conn.commit()
+            committed = notes.take(cur)
         except BaseException as exc:
+            if cur is not None:
+                notes.take(cur)  # rolled back: what it noted never happened
             try:
                 conn.rollback()
             except Exception:
@@ -118,6 +127,11 @@ class Database:
             raise
         finally:
             self._checkin(conn, healthy)
+        if committed and self.on_commit is not None:
+            try:
+                self.on_commit(committed)
+            except Exception:  # the commit stands; whatever the listener missed, a sweep catches up with
+                log.exception("after-commit work failed")
 
     def close(self) -> None:
         """Close the idle connections (and the Cloud SQL Connector behind them, if any)."""

@@ -6,12 +6,14 @@ from typing import Any
 
 from shared.domain.lifecycle import DUE_FOR_CHECK
 from shared.domain.meeting import COLUMNS, Meeting, Participant, Recording, Status, Transcript
+from shared.domain.rules import MAX_DURATION
 
 _MEETING_COLUMNS = (
     "id, client_id, external_reference, request_fingerprint, status, organizer_email, title, description,"
     " time_zone, scheduled_start, scheduled_end, calendar_owner, create_attempt, google_event_id, meet_link,"
     " meeting_code, conference_status, schedule_version, failure_reason, created_at, updated_at, cancelled_at,"
-    " finished_at, next_check_at, last_checked_at, next_sync_at, last_synced_at, sync_attempts"
+    " finished_at, next_check_at, last_checked_at, next_sync_at, last_synced_at, sync_attempts, room_access_type,"
+    " room_auto_recording, room_auto_transcription, room_state"
 )
 _NAMES = tuple(name.strip() for name in _MEETING_COLUMNS.split(","))
 
@@ -62,15 +64,15 @@ def insert_meeting(cur, meeting: Meeting) -> bool:
     cur.execute(
         "INSERT INTO meetings (id, client_id, external_reference, request_fingerprint, status, organizer_email,"
         " title, description, time_zone, scheduled_start, scheduled_end, calendar_owner, next_check_at,"
-        " next_sync_at)"
+        " next_sync_at, room_access_type, room_auto_recording, room_auto_transcription, room_state)"
         " VALUES (:id, :client_id, :external_reference, :request_fingerprint, 'PENDING', :organizer_email,"
         " :title, :description, :time_zone, :scheduled_start, :scheduled_end, :calendar_owner, :next_check_at,"
-        " :next_sync_at)"
+        " :next_sync_at, :room_access_type, :room_auto_recording, :room_auto_transcription, :room_state)"
         " ON CONFLICT (client_id, external_reference) DO NOTHING RETURNING id",
         {name: getattr(meeting, name) for name in (
             "id", "client_id", "external_reference", "request_fingerprint", "organizer_email", "title",
             "description", "time_zone", "scheduled_start", "scheduled_end", "calendar_owner", "next_check_at",
-            "next_sync_at")},
+            "next_sync_at", "room_access_type", "room_auto_recording", "room_auto_transcription", "room_state")},
     )
     if cur.fetchone() is None:
         return False
@@ -156,6 +158,33 @@ def list_meetings(cur, *, client_id: str | None, status: str | None, organizer_e
 
 _CHECKABLE = "(" + ", ".join(f"'{s.value}'" for s in sorted(DUE_FOR_CHECK)) + ")"
 
+# --- an organizer's slots, for reject_conflicts --------------------------------------------------------------
+
+# Any constant: the first key of the per-organizer advisory locks (the migrations' lock is a one-key lock).
+_SLOT_LOCK_SPACE = 0x6D656574
+
+
+def lock_organizer(cur, organizer_key: str) -> None:
+    """Hold the organizer's slot lock until the transaction ends: conflict checks and the writes that claim a slot
+    for that organizer happen one at a time (a hash collision only serialises two organizers' checks)."""
+    cur.execute("SELECT pg_advisory_xact_lock(:space, hashtext(:key))",
+                {"space": _SLOT_LOCK_SPACE, "key": organizer_key})
+    cur.fetchall()
+
+
+def slots_between(cur, organizer: str, start: datetime, end: datetime, *,
+                  exclude_id: str | None = None) -> list[tuple[datetime, datetime]]:
+    """The slots of the organizer's meetings in creation or live that overlap [start, end), but `exclude_id`'s."""
+    cur.execute(
+        f"SELECT scheduled_start, scheduled_end FROM meetings WHERE lower(organizer_email) = lower(:org)"
+        f" AND status IN {_CHECKABLE} AND scheduled_start < :end AND scheduled_start > :earliest"
+        " AND scheduled_end > :start AND (CAST(:exclude AS uuid) IS NULL OR id <> CAST(:exclude AS uuid))"
+        " ORDER BY scheduled_start",
+        # A meeting lasts at most 24 h: one that ends after `start` began less than a day before it.
+        {"org": organizer, "start": start, "end": end, "earliest": start - MAX_DURATION, "exclude": exclude_id})
+    return [(row[0], row[1]) for row in cur.fetchall()]
+
+
 DUE_SQL = {
     "next_check_at": f"SELECT id, schedule_version, sync_attempts, next_check_at AS due_at FROM meetings"
                      f" WHERE status IN {_CHECKABLE} AND next_check_at <= :now ORDER BY next_check_at LIMIT :limit",
@@ -169,6 +198,14 @@ def due_for(cur, column: str, now: datetime, limit: int) -> list[dict[str, Any]]
     cur.execute(DUE_SQL[column], {"now": now, "limit": limit})
     return [{"id": str(row[0]), "schedule_version": row[1], "sync_attempts": row[2], "due_at": row[3]}
             for row in cur.fetchall()]
+
+
+def scheduled_between(cur, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The meetings whose slot starts in [start, end), oldest first (an operator's backfill)."""
+    cur.execute("SELECT id, schedule_version, sync_attempts FROM meetings"
+                " WHERE scheduled_start >= :start AND scheduled_start < :end ORDER BY scheduled_start, id",
+                {"start": start, "end": end})
+    return [{"id": str(row[0]), "schedule_version": row[1], "sync_attempts": row[2]} for row in cur.fetchall()]
 
 
 def postpone(cur, ids: list[str], column: str, until: datetime) -> None:
