@@ -627,15 +627,20 @@ def warm_latency(stack: LocalStack) -> dict:
         return session.delete(base + f"/v1/meetings/{meeting_id}", headers=headers, timeout=60)
 
     # The internal functions as a Cloud Task calls them (one meeting each), so they too are measured warm.
-    invoker = {"Authorization": f"Bearer {(stack.state / 'invoker-api-key').read_text().strip()}"}
+    from dev.id_tokens import IdTokenSource
+    from dev.stack import LOCAL_INVOKER_SA
+
+    tokens = IdTokenSource(LOCAL_INVOKER_SA, stack.state / "invoker-key.pem", stack.info["google_api_root"] + "token")
+    invoker = {"Authorization": f"Bearer {tokens.token(base + '/internal/check-status')}"}
+    sync_invoker = {"Authorization": f"Bearer {tokens.token(base + '/internal/sync-recordings')}"}
 
     def check(session, meeting_id):
         return session.post(base + "/internal/check-status", json={"meeting_id": meeting_id}, headers=invoker,
                             timeout=60)
 
     def sync(session, meeting_id):
-        return session.post(base + "/internal/sync-recordings", json={"meeting_id": meeting_id}, headers=invoker,
-                            timeout=60)
+        return session.post(base + "/internal/sync-recordings", json={"meeting_id": meeting_id},
+                            headers=sync_invoker, timeout=60)
 
     # Warm every function and every gunicorn thread the load will reach (each builds its Google clients once).
     warm_refs = [f"bench-warm-{run}-{i}" for i in range(3 * CONCURRENCY)]
