@@ -79,8 +79,8 @@ lint: install ## ruff and mypy over the code, terraform fmt, checkov over infra/
 	@.local/venvs/checkov/bin/checkov --config-file infra/terraform/.checkov.yaml
 	@$(PY) -m ops.gateway_spec --check
 
-# Performance: cold starts, import cost, warm latency, memory and the sweep, measured locally.
+# Performance: every figure as a ratio against baselines started in the same run (a few minutes; not in `make test`).
 .PHONY: bench
 
-bench: install ## measure cold starts, imports, warm latency, memory, sweep cost (docs/benchmarks.md)
+bench: install ## warm reads/list/creates, cold starts, imports, memory, sweeps vs baselines (docs/benchmarks.md)
 	@$(PY) -m dev.bench

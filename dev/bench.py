@@ -1,13 +1,23 @@
-"""`make bench`: cold starts, import costs, warm latency, memory and sweep cost of the functions, measured locally.
+"""`make bench`: every performance figure of the product as a ratio against baselines started in the same run.
 
-Phases run one after another so that none competes with another for the CPU: import cost (fresh interpreters),
-cold starts (each function alone under functions-framework on the embedded PostgreSQL and an in-process fake
-Google), the sweep at 5,000 meetings, then the whole local stack under load. Results are printed as tables and
-written to `<state dir>/bench/results.json`. Knobs: BENCH_COLD_RUNS (5), BENCH_REQUESTS (200),
-BENCH_CONCURRENCY (4).
+Baselines: a hello-world functions-framework function (the floor: what any function pays) and minimal
+functions-framework functions doing the same work with pg8000 (and google-api-python-client for a create) without
+anything else (the limit: what the same SQL costs when nothing else is done). Every server runs as Cloud Functions
+runs it: functions-framework, gunicorn with 1 worker and 8 threads, the embedded PostgreSQL, the fake Google in
+its own process answering at once (0 ms).
+
+Phases, one after another so none competes with another for the CPU:
+1. import profile of each function (`python -X importtime`), 2. cold starts to the first 200, 3. warm reads, list
+and creates under concurrent load (product and limit in turns: A B A B), with memory after the load, 4. sweeps
+with 1,000 due meetings among 1,000 and among 100,000.
+
+Prints a table of every figure with its target and whether it holds, and writes `<state dir>/bench/results.json`.
+Knobs: BENCH_COLD_RUNS (5), BENCH_SECONDS (3 per round), BENCH_ROUNDS (2), BENCH_CONCURRENCY (8),
+BENCH_SWEEP_DUE (1000), BENCH_SWEEP_TABLE (100000).
 """
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import math
@@ -24,33 +34,46 @@ import threading
 import time
 import uuid
 import warnings
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
-
-import requests
 
 from dev.pg import ROOT, embedded, state_dir
 
 log = logging.getLogger("bench")
 
 FUNCTIONS = ("get_meeting", "create_meeting", "update_meeting", "cancel_meeting", "check_status", "sync_recordings")
-# The client libraries the performance model prices highest; a function should import none of them at cold start.
+# The client libraries the performance model prices highest; no function may import them at cold start.
 HEAVY_MODULES = ("googleapiclient", "google.cloud.firestore", "google.cloud.tasks_v2", "google.cloud.sql.connector",
-                 "google.cloud.scheduler_v1")
-# Cheaper, but worth knowing whether they are paid at import or on the first request that needs them.
-NOTED_MODULES = ("google.auth", "pg8000", "httplib2", "grpc")
+                 "google.auth", "grpc")
 
-COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "5"))
-REQUESTS = int(os.environ.get("BENCH_REQUESTS", "200"))
-CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
-IMPORT_RUNS = 3
-LATENCY_MS = 100
-SWEEP_MEETINGS, SWEEP_DUE = 5000, 50
+COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "9"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
+SWEEP_DUE = int(os.environ.get("BENCH_SWEEP_DUE", "1000"))
+SWEEP_TABLE = int(os.environ.get("BENCH_SWEEP_TABLE", "100000"))
+READ_MEETINGS = 200
+THREADS = "8"
 
 FF = str(Path(sys.executable).with_name("functions-framework"))
+
+# Targets: (figure, comparison, bound). Ratios are product ÷ baseline of the same run.
+TARGETS = {
+    "read_vs_limit": (">=", 0.8),
+    "list_vs_limit": (">=", 0.7),
+    "create_vs_limit": (">=", 1.05),
+    "cold_get_vs_hello": ("<=", 1.8),
+    "cold_create_vs_hello": ("<=", 2.5),
+    "memory_get_mib": ("<", 256),
+    "memory_create_mib": ("<", 256),
+    "sweep_check_time_ratio": ("<=", 1.5),
+    "sweep_check_statements_ratio": ("<=", 1.05),
+    "sweep_sync_time_ratio": ("<=", 1.5),
+    "sweep_sync_statements_ratio": ("<=", 1.05),
+}
+
 HELLO_SOURCE = '''import functions_framework
 
 
@@ -58,6 +81,107 @@ HELLO_SOURCE = '''import functions_framework
 def hello(request):
     return "ok"
 '''
+
+# The limit: the product's own SQL texts, run with plain pg8000 (one autocommit connection per thread, no auth,
+# no models), the row returned as JSON. LIMIT_PREPARED=1 prepares each statement once per connection instead.
+LIMIT_SOURCE = '''import json
+import os
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import functions_framework
+import pg8000.dbapi
+import pg8000.native
+
+pg8000.dbapi.paramstyle = "named"
+SQL = json.loads(os.environ["LIMIT_SQL"])
+CONNECT = json.loads(os.environ["LIMIT_CONNECT"])
+PREPARED = os.environ.get("LIMIT_PREPARED") == "1"
+_local = threading.local()
+
+
+def _connection():
+    conn = getattr(_local, "conn", None)
+    if conn is None:
+        conn = _local.conn = pg8000.dbapi.connect(**CONNECT)
+        conn.autocommit = True
+        _local.prepared = {}
+    return conn
+
+
+def _rows(sql, **params):
+    conn = _connection()
+    if PREPARED:
+        statement = _local.prepared.get(sql)
+        if statement is None:
+            statement = _local.prepared[sql] = pg8000.native.PreparedStatement(conn, sql)
+        return statement.run(**params)
+    cursor = conn.cursor()
+    cursor.execute(sql, params)
+    return cursor.fetchall()
+
+
+def _json(value):
+    return json.dumps(value, default=str)
+
+
+_calendar = {}
+
+
+def _events():
+    # The same google-api-python-client service object the product builds (its identity path included).
+    if "apis" not in _calendar:
+        from shared.adapters.google import GoogleApis
+        from shared.settings import get_settings
+
+        _calendar["apis"] = GoogleApis(get_settings())
+    return _calendar["apis"].service("calendar", "v3", "doctor@clinica.com").events()
+
+
+@functions_framework.http
+def limit(request):
+    parts = request.path.strip("/").split("/")
+    if request.method == "GET" and len(parts) == 3:
+        rows = _rows(SQL["get"], id=parts[2])
+        if not rows:
+            return "not found", 404
+        return _json(rows[0]), 200, {"Content-Type": "application/json"}
+    if request.method == "GET":
+        rows = _rows(SQL["list"], c=SQL["client_id"], limit=21)
+        return _json({"items": rows[:20]}), 200, {"Content-Type": "application/json"}
+    body = request.get_json()
+    meeting_id = str(uuid.uuid4())
+    event = _events().insert(calendarId="primary", conferenceDataVersion=1, sendUpdates="all", body={
+        "id": uuid.UUID(meeting_id).hex, "summary": "Video appointment",
+        "start": {"dateTime": body["scheduled_start"]}, "end": {"dateTime": body["scheduled_end"]},
+        "attendees": [{"email": body["organizer_email"], "organizer": True},
+                      *({"email": e} for e in body["invited_emails"])],
+        "conferenceData": {"createRequest": {"requestId": meeting_id,
+                                             "conferenceSolutionKey": {"type": "hangoutsMeet"}}}}).execute()
+    conn = _connection()
+    conn.autocommit = False
+    try:
+        cursor = conn.cursor()
+        cursor.execute(SQL["insert"], dict(
+            id=meeting_id, client=SQL["client_id"], ref=body["external_reference"], org=body["organizer_email"],
+            start=body["scheduled_start"], end=body["scheduled_end"], event=event["id"],
+            link=event.get("hangoutLink"), code=(event.get("conferenceData") or {}).get("conferenceId")))
+        for position, email in enumerate([body["organizer_email"], *body["invited_emails"]]):
+            cursor.execute(SQL["participant"], dict(m=meeting_id, email=email, role="guest" if position else
+                                                    "organizer", pos=position))
+        conn.commit()
+    finally:
+        conn.autocommit = True
+    return _json({"id": meeting_id, "meet_link": event.get("hangoutLink")}), 201, {"Content-Type": "application/json"}
+'''
+
+LIMIT_INSERT = (
+    "INSERT INTO meetings (id, client_id, external_reference, request_fingerprint, status, organizer_email, title,"
+    " time_zone, scheduled_start, scheduled_end, google_event_id, meet_link, meeting_code, conference_status)"
+    " VALUES (:id, :client, :ref, 'limit', 'CREATED', :org, 'Video appointment', 'UTC', :start, :end, :event,"
+    " :link, :code, 'success')")
+LIMIT_PARTICIPANT = "INSERT INTO participants (meeting_id, email, role, position) VALUES (:m, :email, :role, :pos)"
 
 
 class BenchError(RuntimeError):
@@ -74,7 +198,7 @@ def free_port() -> int:
 
 
 def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least q of the samples at or below it."""
+    """Nearest-rank percentile."""
     ordered = sorted(values)
     return ordered[max(1, math.ceil(len(ordered) * q)) - 1]
 
@@ -83,95 +207,206 @@ def clean_env(**extra: str) -> dict[str, str]:
     """This shell's environment without any product setting, so only what the bench sets reaches a function."""
     from shared.settings import Settings
 
-    settings = {name.upper() for name in Settings.model_fields} | {"GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST"}
+    settings = {name.upper() for name in Settings.model_fields} | {"GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST",
+                                                                   "THREADS", "WORKERS"}
     env = {k: v for k, v in os.environ.items() if k.upper() not in settings}
-    return dict(env, PYTHONUNBUFFERED="1", **extra)
+    return dict(env, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT), **extra)
 
 
-def processes() -> dict[int, tuple[int, int, str]]:
-    """pid -> (parent pid, process group, command line) of every process we can see."""
-    table = {}
+def memory_of(pgid: int) -> dict:
+    """The gunicorn worker's VmRSS and the process group's summed PSS, in MiB."""
+    worker_rss = pss = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if int(stat[stat.rindex(")") + 2:].split()[2]) != pgid:
+                continue
+            status = (entry / "status").read_text()
+            rollup = (entry / "smaps_rollup").read_text()
+        except (OSError, ValueError):
+            continue
+        rss = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))
+        found = re.search(r"^Pss:\s+(\d+) kB", rollup, re.M)
+        pss += int(found.group(1)) if found else 0
+        if int(entry.name) != pgid:  # the master is the group leader; the worker is its child
+            worker_rss = max(worker_rss, rss)
+    return {"worker_rss_mib": round(worker_rss / 1024, 1), "group_pss_mib": round(pss / 1024, 1)}
+
+
+def group_cpu_s(pgid: int) -> float:
+    """User + system CPU seconds used so far by the live processes of a process group."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
         except OSError:
-            continue  # exited while we looked
+            continue
         fields = stat[stat.rindex(")") + 2:].split()
-        table[int(entry.name)] = (int(fields[1]), int(fields[2]), cmdline)
-    return table
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
-def group_memory(pgid: int, table: dict | None = None) -> dict:
-    """Memory of a process group (functions-framework's gunicorn master + worker), in MiB.
+class Server:
+    """One function under functions-framework (1 worker, 8 threads) in its own process group."""
 
-    rss: VmRSS summed, which counts twice the pages master and worker still share after the fork; pss: the
-    proportional set size summed, which splits shared pages between them (what the group really holds).
-    """
-    table = table if table is not None else processes()
-    rss = pss = count = 0
-    for pid, (_, group, _) in table.items():
-        if group != pgid:
-            continue
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-        proportional = re.search(r"^Pss:\s+(\d+) kB", rollup, re.M)
-        if found:
-            rss += int(found.group(1))
-            pss += int(proportional.group(1)) if proportional else 0
-            count += 1
-    return {"rss_mib": round(rss / 1024, 1), "pss_mib": round(pss / 1024, 1), "processes": count}
+    def __init__(self, target: str, source: Path, env: dict[str, str], log_path: Path):
+        self.target, self.source, self.env, self.log_path = target, source, env, log_path
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.started = 0.0
 
+    def start(self, python_flags: tuple[str, ...] = ()) -> "Server":
+        launcher = [sys.executable, *python_flags, FF] if python_flags else [FF]
+        with open(self.log_path, "ab") as out:
+            self.started = time.perf_counter()
+            self.process = subprocess.Popen(
+                [*launcher, "--target", self.target, "--source", str(self.source), "--host", "127.0.0.1",
+                 "--port", str(self.port)], cwd=ROOT, env=dict(self.env, THREADS=THREADS, WORKERS="1"),
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
 
-def stop_group(process: subprocess.Popen) -> None:
-    """Stop a process we started in its own session, and everything it forked."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        except ProcessLookupError:
-            pass
+    def wait_open(self, timeout: float = 60) -> float:
+        """perf_counter() when the port first accepts a connection (polled every 2 ms)."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"{self.target} exited with {self.process.returncode}:\n"
+                                 f"{self.log_path.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return time.perf_counter()
+            except OSError:
+                time.sleep(0.002)
+        raise BenchError(f"{self.target} did not open its port within {timeout:.0f} s")
 
+    def memory(self) -> dict:
+        return memory_of(self.process.pid)
 
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60) -> float:
-    """perf_counter() when the port first accepts a connection (polled every 5 ms: a refused connect is cheap)."""
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"process exited with code {process.returncode} before opening port {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return time.perf_counter()
-        except OSError:
-            time.sleep(0.005)
-    raise BenchError(f"port {port} did not open within {timeout:.0f} s")
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            except ProcessLookupError:
+                pass
 
 
-def slot(days: float = 1.0, minutes: int = 0) -> tuple[str, str]:
-    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(days=days, minutes=minutes)
+def call(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+         conn: http.client.HTTPConnection | None = None, timeout: float = 60) -> tuple[int, bytes]:
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers={**(headers or {}),
+                                                        **({"Content-Type": "application/json"} if body else {})})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        if own:
+            conn.close()
+
+
+def slot(offset: int) -> tuple[str, str]:
+    start = (datetime.now(timezone.utc) + timedelta(days=2, minutes=offset % 5000)).replace(second=0, microsecond=0)
     return start.isoformat(), (start + timedelta(minutes=30)).isoformat()
 
 
-def meeting_body(reference: str, offset: int) -> dict:
-    start, end = slot(minutes=offset % 1440)
-    return {"organizer_email": "doctor@clinica.com", "invited_emails": ["paciente@correo.com"],
-            "scheduled_start": start, "scheduled_end": end, "external_reference": reference}
+def create_body(reference: str) -> bytes:
+    start, end = slot(abs(hash(reference)))
+    return json.dumps({"organizer_email": "doctor@clinica.com", "invited_emails": ["paciente@correo.com"],
+                       "scheduled_start": start, "scheduled_end": end, "external_reference": reference}).encode()
 
 
-def expect(response: requests.Response, *statuses: int) -> requests.Response:
-    if response.status_code not in statuses:
-        raise BenchError(f"{response.request.method} {response.request.path_url} answered {response.status_code}: "
-                         f"{response.text[:300]}")
-    return response
+# ---------------------------------------------------------------------------------------------------- the world
+
+
+@dataclass
+class World:
+    """What every server of the run shares: the database, the fake Google, a client key and its meetings."""
+
+    db_url: str
+    google_url: str
+    google: dict[str, str]
+    key: str
+    client_id: str
+    meeting_ids: list[str]
+    work: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        # The product's pool holds one connection per gunicorn thread, as deployed (DB_POOL_SIZE = concurrency).
+        return clean_env(DATABASE_URL=self.db_url, GOOGLE_API_ROOT=self.google_url, DB_POOL_SIZE=THREADS,
+                         **{k.upper(): v for k, v in self.google.items()}, **extra)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def server(self, name: str, **extra: str) -> Server:
+        if name == "hello":
+            return Server("hello", self.work / "hello" / "main.py", self.env(), self.work / "logs" / "hello.log")
+        if name.startswith("limit"):
+            from shared.adapters.postgres import repository as repo
+            from shared.adapters.postgres.db import connect_kwargs
+
+            sql = {"get": repo._SELECT + " WHERE m.id = :id",
+                   "list": repo._SELECT + " WHERE m.client_id = :c ORDER BY m.created_at DESC, m.id DESC LIMIT :limit",
+                   "insert": LIMIT_INSERT, "participant": LIMIT_PARTICIPANT, "client_id": self.client_id}
+            env = self.env(LIMIT_SQL=json.dumps(sql), LIMIT_CONNECT=json.dumps(connect_kwargs(self.db_url)),
+                           LIMIT_PREPARED="1" if name == "limit-prepared" else "0", **extra)
+            return Server("limit", self.work / "limit" / "main.py", env, self.work / "logs" / f"{name}.log")
+        return Server(name, ROOT / "functions" / name / "main.py", self.env(**extra),
+                      self.work / "logs" / f"{name}.log")
+
+
+def google_settings(identity: dict[str, str], google_url: str, **extra: Any):
+    """The product's settings for the fake: make run's delegation identity and Workspace, Tasks and Firestore off."""
+    from shared.settings import Settings
+
+    return Settings(database_url=extra.pop("database_url"), google_api_root=google_url, tasks_queue=None,
+                    firestore_database=None, **identity, **extra)
+
+
+def build_world(server, base_url: str, google_url: str, identity: dict[str, str], work: Path) -> World:
+    from shared import bootstrap
+    from shared.services import auth
+    from shared.services.meetings import create_meeting
+    from shared.web.models import MeetingCreate
+
+    url = fresh_database(server, base_url, "bench")
+    d = bootstrap.Deps(google_settings(identity, google_url, database_url=url))
+    key = auth.mint_key(d.db, name="bench-client", role="service")
+    principal = auth.authenticate(d.db, f"Bearer {key}")
+    ids = []
+    for i in range(READ_MEETINGS):  # made by the product itself, so they are what a read really finds
+        data = MeetingCreate.model_validate_json(create_body(f"bench-read-{i}"))
+        made, _ = create_meeting(data, principal=principal, db=d.db, calendar=d.calendar, tasks=d.tasks,
+                                 settings=d.settings, clock=d.clock)
+        ids.append(made.id)
+    d.db.close()
+    return World(url, google_url, identity, key, principal.client_id, ids, work)
+
+
+def fresh_database(server, base_url: str, name: str) -> str:
+    """An empty, migrated database of that name on the embedded server (dropped first if a past run left it)."""
+    from shared.adapters.postgres import migrate
+    from shared.adapters.postgres.db import Database, local_connector
+
+    if "(1 row)" in server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';"):
+        server.psql(f'DROP DATABASE "{name}" WITH (FORCE);')
+    server.psql(f'CREATE DATABASE "{name}";')
+    url = re.sub(r"/[^/?]+\?", f"/{name}?", base_url)
+    db = Database(local_connector(url), size=1)
+    migrate.migrate(db)
+    db.close()
+    return url
 
 
 # ---------------------------------------------------------------------------------------------------- 1. imports
@@ -187,564 +422,518 @@ def parse_importtime(stderr: str) -> list[tuple[int, int, int, str]]:
     return rows
 
 
-def import_cost(name: str) -> dict:
-    """Import a function's source as functions-framework does (its directory on sys.path) in a fresh interpreter."""
+def import_profile(name: str, world: World) -> dict:
+    """`import main` of a function as functions-framework does it (its directory first on sys.path), fresh
+    interpreters; the median run's profile: total, modules, the heaviest direct imports, heavy clients loaded."""
     code = f"import sys; sys.path.insert(0, {str(ROOT / 'functions' / name)!r}); import main"
-    env = clean_env(DATABASE_URL="postgresql://bench@localhost/bench", GOOGLE_API_ROOT="http://127.0.0.1:9/")
-    samples = []
-    for attempt in range(IMPORT_RUNS + 1):  # the first run may compile bytecode: not counted
-        result = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=ROOT, env=env,
+    runs = []
+    for attempt in range(4):  # the first run may compile bytecode: not counted
+        result = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=ROOT, env=world.env(),
                                 capture_output=True, text=True, timeout=60)
         if result.returncode != 0:
             raise BenchError(f"importing {name} failed:\n{result.stderr[-2000:]}")
         if attempt:
-            samples.append(parse_importtime(result.stderr))
-    # Timed inside the interpreter too, without -X importtime, whose bookkeeping inflates what it measures.
-    timed = f"import time; t = time.perf_counter(); {code}; print('IMPORT_S', time.perf_counter() - t)"
-    plain = []
-    for _ in range(IMPORT_RUNS):
-        result = subprocess.run([sys.executable, "-c", timed], cwd=ROOT, env=env, capture_output=True, text=True,
-                                timeout=60, check=True)
-        plain.append(float(re.search(r"^IMPORT_S (\S+)$", result.stdout, re.M).group(1)))
-    totals = [next(r for r in rows if r[0] == 0 and r[3] == "main") for rows in samples]
-    rows = samples[-1]
+            runs.append(parse_importtime(result.stderr))
+    totals = [next(r[2] for r in rows if r[0] == 0 and r[3] == "main") for rows in runs]
+    rows = runs[sorted(range(len(runs)), key=lambda i: totals[i])[len(runs) // 2]]
     modules = {r[3] for r in rows}
-    loaded = lambda prefix: any(m == prefix or m.startswith(prefix + ".") for m in modules)  # noqa: E731
-    main_index = next(i for i, r in enumerate(rows) if r[0] == 0 and r[3] == "main")
-    start_index = main_index
-    while start_index > 0 and rows[start_index - 1][0] > 0:
-        start_index -= 1
-    children = sorted((r for r in rows[start_index:main_index] if r[0] == 1), key=lambda r: -r[2])
-    return {
-        "self_ms": round(statistics.median(t[1] for t in totals) / 1000, 1),
-        "cumulative_ms": round(statistics.median(t[2] for t in totals) / 1000, 1),
-        "wall_ms": round(statistics.median(plain) * 1000, 1),
-        "modules_imported": len(modules),
-        "heavy_at_import": [m for m in HEAVY_MODULES if loaded(m)],
-        "noted_at_import": [m for m in NOTED_MODULES if loaded(m)],
-        "largest_direct_imports_ms": {r[3]: round(r[2] / 1000, 1) for r in children[:5]},
-    }
+    main_at = next(i for i, r in enumerate(rows) if r[0] == 0 and r[3] == "main")
+    first = main_at
+    while first > 0 and rows[first - 1][0] > 0:
+        first -= 1
+    direct = sorted((r for r in rows[first:main_at] if r[0] == 1), key=lambda r: -r[2])
+    return {"import_main_ms": round(statistics.median(totals) / 1000, 1), "modules": len(modules),
+            "heaviest_direct_imports_ms": {r[3]: round(r[2] / 1000, 1) for r in direct[:6]},
+            "heavy_clients_at_import": [m for m in HEAVY_MODULES
+                                        if any(x == m or x.startswith(m + ".") for x in modules)]}
 
 
-# What the performance model says each library costs to import (seconds), to set beside this machine's figure.
-MODEL_IMPORT_S = {"functions_framework": None, "pydantic": "0.05-0.09", "pg8000": "0.08",
-                  "googleapiclient.discovery": "0.19", "google.auth": "0.13", "google.cloud.firestore": "0.29",
-                  "google.cloud.tasks_v2": "0.36", "google.cloud.sql.connector": "0.50"}
+def api_core_scan(world: World) -> dict:
+    """Two costs of a create's first request that are not the product's own, measured alone.
+
+    google.api_core's Python-version check: on Python 3.11 from 2026-10-24 (a year before its end of life) it
+    warns, and to name the package in the warning it reads the metadata of every installed distribution
+    (importlib.metadata.packages_distributions); a deployed function has only its requirements installed, this
+    virtualenv the development tools too. And the local signing key: google-auth loads it with the RSA key checks;
+    in the cloud the delegation assertion is signed through IAM (a network call) instead.
+    """
+    code = ("import time, importlib.metadata as m; t = time.perf_counter(); d = m.packages_distributions();"
+            " print(len({x for v in d.values() for x in v}), time.perf_counter() - t)")
+    samples = []
+    for _ in range(3):
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=world.env(), capture_output=True,
+                                text=True, timeout=60, check=True)
+        count, seconds = result.stdout.split()
+        samples.append(float(seconds))
+    key = world.google["google_signing_key_file"]
+    code = ("import time; from google.auth import crypt; t = time.perf_counter();"
+            f" crypt.RSASigner.from_string(open({key!r}).read()); print(time.perf_counter() - t)")
+    loads = [float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=world.env(), capture_output=True,
+                                  text=True, timeout=60, check=True).stdout) for _ in range(3)]
+    return {"ms": round(statistics.median(samples) * 1000, 1), "distributions": int(count),
+            "signing_key_load_ms": round(statistics.median(loads) * 1000, 1)}
 
 
-def library_imports() -> dict:
-    """Each library of the model imported alone in a fresh interpreter, timed inside it (median)."""
+# ---------------------------------------------------------------------------------------------------- 2. cold starts
+
+
+def cold_start(world: World, name: str, nth: int) -> dict:
+    """Process start -> the first 200 (201) of the function's first request, as a new instance serves it."""
+    server = world.server(name).start()
+    try:
+        port_open = server.wait_open()
+        if name == "hello":
+            status, _ = call(server.port, "GET", "/")
+        elif name == "get_meeting":
+            status, _ = call(server.port, "GET", f"/v1/meetings/{world.meeting_ids[nth % len(world.meeting_ids)]}",
+                             headers=world.auth)
+        else:
+            status, _ = call(server.port, "POST", "/v1/meetings", create_body(f"bench-cold-{uuid.uuid4().hex}"),
+                             headers=world.auth)
+        answered = time.perf_counter()
+        cpu = group_cpu_s(server.process.pid)
+        if status not in (200, 201):
+            raise BenchError(f"{name}'s first request answered {status}")
+    finally:
+        server.stop()
+    return {"port_open_s": port_open - server.started, "first_200_s": answered - server.started, "cpu_s": cpu}
+
+
+def cold_starts(world: World) -> dict:
+    runs: dict[str, list[dict]] = {name: [] for name in ("hello", "get_meeting", "create_meeting")}
+    for nth in range(COLD_RUNS):  # round-robin: drift on the machine spreads over every function alike
+        for name in runs:
+            runs[name].append(cold_start(world, name, nth))
     out = {}
-    for module, model in MODEL_IMPORT_S.items():
-        code = (f"import time, warnings; warnings.simplefilter('ignore'); t = time.perf_counter(); import {module};"
-                " print('IMPORT_S', time.perf_counter() - t)")
-        samples = []
-        for _ in range(IMPORT_RUNS):
-            result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean_env(), capture_output=True,
-                                    text=True, timeout=60)
-            found = re.search(r"^IMPORT_S (\S+)$", result.stdout, re.M)
-            if result.returncode != 0 or not found:
-                raise BenchError(f"importing {module} failed:\n{result.stderr[-2000:]}")
-            samples.append(float(found.group(1)))
-        out[module] = {"measured_s": round(statistics.median(samples), 3), "model_s": model}
+    for name, samples in runs.items():
+        out[name] = {key: round(statistics.median(s[key] for s in samples), 3) for key in samples[0]}
+        out[name]["samples_first_200_s"] = [round(s["first_200_s"], 3) for s in samples]
+        # Each round started hello-world and the functions back to back: the ratio within a round is what drift
+        # on a shared machine disturbs least.
+        out[name]["paired_ratio"] = round(statistics.median(
+            s["first_200_s"] / h["first_200_s"] for s, h in zip(samples, runs["hello"], strict=True)), 2)
+        out[name]["paired_cpu_ratio"] = round(statistics.median(
+            s["cpu_s"] / h["cpu_s"] for s, h in zip(samples, runs["hello"], strict=True) if h["cpu_s"]), 2)
     return out
 
 
-# ---------------------------------------------------------------------------------------------------- 2. cold start
+# ---------------------------------------------------------------------------------------------------- 3. warm load
 
 
-@dataclass
-class Standalone:
-    """What a standalone function needs: the database, the fake Google, keys, and meetings to act on."""
+def load(port: int, requests_of: Callable[[int, int], tuple[str, str, bytes | None]], headers: dict,
+         seconds: float, expect: tuple[int, ...]) -> dict:
+    """CONCURRENCY keep-alive clients, each sending one request after another for `seconds`."""
+    latencies: list[list[float]] = [[] for _ in range(CONCURRENCY)]
+    errors: list[str] = []
+    deadline = time.perf_counter() + seconds
 
-    db_url: str
-    google_url: str
-    service_key: str
-    admin_key: str
-    logs: Path
-    meetings: list[str] = field(default_factory=list)
-    counter: int = 0
+    def client(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        n = 0
+        try:
+            while time.perf_counter() < deadline:
+                method, path, body = requests_of(index, n)
+                n += 1
+                started = time.perf_counter()
+                status, payload = call(port, method, path, body, headers, conn=conn)
+                latencies[index].append(time.perf_counter() - started)
+                if status not in expect:
+                    errors.append(f"{status}: {payload[:200]!r}")
+                    return
+        finally:
+            conn.close()
 
-    def env(self) -> dict[str, str]:
-        return clean_env(DATABASE_URL=self.db_url, GOOGLE_API_ROOT=self.google_url)
-
-    def auth(self, admin: bool = False) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.admin_key if admin else self.service_key}"}
-
-    def start(self, target: str, source: Path, db_url: str | None = None, log_path: Path | None = None,
-              python_flags: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int, float]:
-        port = free_port()
-        env = self.env() if db_url is None else dict(self.env(), DATABASE_URL=db_url)
-        launcher = [sys.executable, *python_flags, FF] if python_flags else [FF]
-        out = open(log_path or self.logs / f"{target}.log", "ab")
-        started = time.perf_counter()
-        process = subprocess.Popen([*launcher, "--target", target, "--source", str(source), "--host", "127.0.0.1",
-                                    "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        out.close()
-        return process, port, started
-
-    def request(self, name: str, base: str, nth: int) -> requests.Response:
-        """The representative request of each function; create makes the meetings update and cancel act on."""
-        if name == "hello":
-            return expect(requests.get(base + "/", timeout=30), 200)
-        if name == "get_meeting":
-            return expect(requests.get(base + "/v1/health", timeout=30), 200)
-        if name == "create_meeting":
-            self.counter += 1
-            response = expect(requests.post(base + "/v1/meetings", json=meeting_body(
-                f"bench-cold-{uuid.uuid4().hex}", self.counter * 37), headers=self.auth(), timeout=60), 201)
-            self.meetings.append(response.json()["id"])
-            return response
-        if name == "update_meeting":
-            start, _ = slot(days=2, minutes=nth * 30)
-            return expect(requests.patch(base + f"/v1/meetings/{self.meetings[-2 + nth]}",
-                                         json={"scheduled_start": start}, headers=self.auth(), timeout=60), 200)
-        if name == "cancel_meeting":
-            return expect(requests.delete(base + f"/v1/meetings/{self.meetings[-2 + nth]}", headers=self.auth(),
-                                          timeout=60), 200)
-        if name in ("check_status", "sync_recordings"):
-            return expect(requests.post(base + "/", json={}, headers=self.auth(admin=True), timeout=120), 200)
-        raise ValueError(name)
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CONCURRENCY)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - began
+    flat = [x for per in latencies for x in per]
+    if errors:
+        raise BenchError(f"warm requests failed on port {port}: {errors[:3]}")
+    return {"requests": len(flat), "rps": len(flat) / wall, "p50_ms": percentile(flat, 0.5) * 1000,
+            "p99_ms": percentile(flat, 0.99) * 1000}
 
 
-def cold_start(ctx: Standalone, name: str, source: Path) -> dict:
-    """Process start -> port open -> first answer of the representative request, then one more request warm."""
-    target = "hello" if name == "hello" else name
-    process, port, started = ctx.start(target, source)
+def _merge(rounds: list[dict]) -> dict:
+    return {"rps": round(statistics.median(r["rps"] for r in rounds), 1),
+            "p50_ms": round(statistics.median(r["p50_ms"] for r in rounds), 2),
+            "p99_ms": round(statistics.median(r["p99_ms"] for r in rounds), 2),
+            "requests": sum(r["requests"] for r in rounds), "rounds_rps": [round(r["rps"], 1) for r in rounds]}
+
+
+def warm(world: World) -> dict:
+    """Product and baselines under the same load, in turns (A B A B), after a warm-up of every thread."""
+    ids = world.meeting_ids
+    run = uuid.uuid4().hex[:8]
+
+    def get(index, n):
+        return "GET", f"/v1/meetings/{ids[(index * 7919 + n) % len(ids)]}", None
+
+    def page(index, n):
+        return "GET", "/v1/meetings?page_size=20", None
+
+    def create(index, n):
+        return "POST", "/v1/meetings", create_body(f"bench-{run}-{index}-{n}-{time.perf_counter_ns()}")
+
+    def hello(index, n):
+        return "GET", "/", None
+
+    plans = {  # operation: (server names, request maker, expected statuses)
+        "read": (("get_meeting", "limit", "limit-prepared", "hello"), get, (200,)),
+        "list": (("get_meeting", "limit", "limit-prepared"), page, (200,)),
+        "create": (("create_meeting", "limit"), create, (200, 201)),
+    }
+    servers = {name: world.server(name).start() for name in ("hello", "get_meeting", "create_meeting", "limit",
+                                                             "limit-prepared")}
+    out: dict[str, Any] = {}
     try:
-        port_open = wait_for_port(port, process)
-        sent = time.perf_counter()
-        ctx.request(name, f"http://127.0.0.1:{port}", 0)
-        answered = time.perf_counter()
-        ctx.request(name, f"http://127.0.0.1:{port}", 1)
-        second = time.perf_counter() - answered
-        memory = group_memory(process.pid)
+        for s in servers.values():
+            s.wait_open()
+        for operation, (names, maker, expect) in plans.items():
+            results: dict[str, list[dict]] = {name: [] for name in names}
+            for name in names:  # warm-up: every gunicorn thread opens its connection and prepares its statements
+                load(servers[name].port, hello if name == "hello" else maker, world.auth, 1.0, expect)
+            for _ in range(ROUNDS):
+                for name in names:
+                    results[name].append(load(servers[name].port, hello if name == "hello" else maker,
+                                              world.auth, SECONDS, expect))
+            out[operation] = {name: _merge(r) for name, r in results.items()}
+            log.info("warm %s: %s", operation, {n: r["rps"] for n, r in out[operation].items()})
+        out["memory"] = {name: servers[name].memory() for name in ("get_meeting", "create_meeting", "limit", "hello")}
     finally:
-        stop_group(process)
-    return {"port_open_s": port_open - started, "first_answer_s": answered - started,
-            "first_request_s": answered - sent, "second_request_s": second, "rss_mib": memory["rss_mib"],
-            "pss_mib": memory["pss_mib"], "processes": memory["processes"]}
+        for s in servers.values():
+            s.stop()
+    return out
 
 
-def first_request_imports(ctx: Standalone, name: str) -> dict:
-    """What a function imports only once a request needs it: run under -X importtime, read what came after port open.
-
-    The app is loaded before gunicorn binds the port, so every import logged after that belongs to the worker
-    serving its first requests.
-    """
-    trace = ctx.logs / f"{name}.importtime.log"
-    trace.unlink(missing_ok=True)
-    process, port, _ = ctx.start(name, ROOT / "functions" / name / "main.py", log_path=trace,
-                                 python_flags=("-X", "importtime"))
-    try:
-        wait_for_port(port, process)
-        at_port_open = trace.stat().st_size
-        ctx.request(name, f"http://127.0.0.1:{port}", 0)
-        if name == "create_meeting":  # update and cancel act on the next-to-last meeting made
-            ctx.request(name, f"http://127.0.0.1:{port}", 1)
-    finally:
-        stop_group(process)
-    with open(trace, "rb") as log_file:
-        log_file.seek(at_port_open)
-        rows = parse_importtime(log_file.read().decode(errors="replace"))
-    modules = {r[3] for r in rows}
-    loaded = lambda prefix: any(m == prefix or m.startswith(prefix + ".") for m in modules)  # noqa: E731
-    return {"modules": len(modules), "importtime_ms": round(sum(r[2] for r in rows if r[0] == 0) / 1000, 1),
-            "heavy": [m for m in HEAVY_MODULES + NOTED_MODULES if loaded(m)]}
+# ---------------------------------------------------------------------------------------------------- 4. sweeps
 
 
-def cold_starts(ctx: Standalone, hello: Path) -> dict:
-    runs: dict[str, list[dict]] = {name: [] for name in ("hello", *FUNCTIONS)}
-    for _ in range(COLD_RUNS):  # round-robin, so drift on the machine spreads over every function alike
-        for name in runs:
-            source = hello if name == "hello" else ROOT / "functions" / name / "main.py"
-            runs[name].append(cold_start(ctx, name, source))
-    summary = {}
-    for name, samples in runs.items():
-        summary[name] = {key: {"median": round(statistics.median(s[key] for s in samples), 3),
-                               "max": round(max(s[key] for s in samples), 3)}
-                         for key in ("port_open_s", "first_answer_s", "first_request_s", "second_request_s",
-                                     "rss_mib", "pss_mib")}
-        summary[name]["processes"] = samples[-1]["processes"]
-        summary[name]["samples"] = [{k: round(v, 4) for k, v in s.items()} for s in samples]
-    for name in FUNCTIONS:  # after the timed runs: -X importtime slows what it watches
-        summary[name]["first_request_imports"] = first_request_imports(ctx, name)
-    return summary
-
-
-# ---------------------------------------------------------------------------------------------------- 3. sweep
-
-
-def fresh_database(server, base_url: str, name: str) -> str:
-    """An empty, migrated database of that name on the embedded server (dropped first if a past run left it)."""
-    if "(1 row)" in server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';"):
-        server.psql(f'DROP DATABASE "{name}" WITH (FORCE);')
-    server.psql(f'CREATE DATABASE "{name}";')
-    from shared.adapters.postgres import migrate
-    from shared.adapters.postgres.db import Database, local_connector
-
-    url = re.sub(r"/[^/?]+\?", f"/{name}?", base_url)
-    db = Database(local_connector(url), size=1)
-    migrate.migrate(db)
-    db.close()
-    return url
-
-
-def seed_sweep(db, fake, client_id: str, now: datetime) -> list[str]:
-    """5,000 meetings as a months-old deployment holds them; SWEEP_DUE + 1 are due and exist in Google."""
-    from shared.adapters.google import event_body
-    from shared.domain.meeting import Meeting, Participant, Status, event_id_for
-
-    background = SWEEP_MEETINGS - SWEEP_DUE - 1
+def seed_sweep(db, client_id: str, now: datetime, total: int, due: list[dict]) -> None:
+    """`total` meetings as a deployment holds them (history, and live ones due later), `due` among them due now for
+    both a status check and a recording sync; two participants each."""
+    background = total - len(due)
     with db.transaction() as cur:
-        # Mostly history (finished, cancelled: nothing due), the rest live and checked again later.
-        cur.execute(
-            "INSERT INTO meetings (id, client_id, external_reference, request_fingerprint, status, organizer_email,"
-            " title, time_zone, scheduled_start, scheduled_end, google_event_id, meet_link, meeting_code,"
-            " conference_status, next_check_at, next_sync_at, created_at, finished_at, cancelled_at)"
-            " SELECT gen_random_uuid(), :client, 'history-' || i, md5(i::text), st,"
-            "  'doctor' || (i % 40) || '@clinica.com', 'Video appointment', 'America/Bogota', s,"
-            "  s + interval '30 minutes', 'ev' || md5(i::text),"
-            "  'https://meet.google.com/aaa-bbbb-ccc', 'aaa-bbbb-ccc', 'success',"
-            "  CASE WHEN live THEN CAST(:now AS timestamptz) + interval '1 hour' + (i % 360) * interval '1 minute' END,"
-            "  CASE WHEN live THEN s + interval '40 minutes' END, s - interval '2 days',"
-            "  CASE WHEN st = 'FINISHED' THEN s + interval '30 minutes' END,"
-            "  CASE WHEN st = 'CANCELLED' THEN s - interval '1 day' END"
-            " FROM generate_series(1, CAST(:n AS integer)) AS i,"
-            " LATERAL (SELECT CASE WHEN i % 10 < 6 THEN 'FINISHED' WHEN i % 10 = 6 THEN 'CANCELLED'"
-            "                      WHEN i % 10 = 7 THEN 'CREATED' ELSE 'SCHEDULED' END AS st) AS a,"
-            " LATERAL (SELECT st IN ('CREATED', 'SCHEDULED') AS live) AS b,"
-            " LATERAL (SELECT CASE WHEN live THEN CAST(:now AS timestamptz) + (2 + i % 1000) * interval '1 hour'"
-            "                      ELSE CAST(:now AS timestamptz) - (2 + i % 4000) * interval '1 hour' END AS s) AS c",
-            {"client": client_id, "now": now, "n": background})
-        due_ids = []
-        for i in range(SWEEP_DUE + 1):
-            meeting = {"id": str(uuid.uuid4()), "create_attempt": 1, "title": "Video appointment", "description": "",
-                       "time_zone": "America/Bogota",
-                       "scheduled_start": now + timedelta(days=1, minutes=30 * i),
-                       "scheduled_end": now + timedelta(days=1, minutes=30 * i + 30)}
-            typed = Meeting(client_id=client_id, status=Status.PENDING, organizer_email="doctor@clinica.com",
-                            participants=(Participant("doctor@clinica.com", "organizer"),
-                                          Participant(f"paciente{i}@correo.com", "guest")), **meeting)
-            event = fake.state.insert_event("primary", event_body(typed), 1)
+        if background > 0:
             cur.execute(
                 "INSERT INTO meetings (id, client_id, external_reference, request_fingerprint, status,"
-                " organizer_email, title, description, time_zone, scheduled_start, scheduled_end, google_event_id,"
-                " meet_link, meeting_code, conference_status, next_check_at, next_sync_at)"
-                " VALUES (:id, :client, :ref, md5(CAST(:ref AS text)), 'CREATED', 'doctor@clinica.com', :title, '',"
-                " :tz, :start, :end, :event, :link, :code, 'success', :due,"
-                " CAST(:end AS timestamptz) + interval '10 minutes')",
-                {"id": meeting["id"], "client": client_id, "ref": f"due-{i}", "title": meeting["title"],
-                 "tz": meeting["time_zone"], "start": meeting["scheduled_start"], "end": meeting["scheduled_end"],
-                 "event": event_id_for(meeting["id"], 1), "link": event["hangoutLink"],
-                 "code": event["conferenceData"]["conferenceId"], "due": now - timedelta(minutes=1, seconds=i)})
-            due_ids.append(meeting["id"])
+                " organizer_email, title, time_zone, scheduled_start, scheduled_end, google_event_id, meet_link,"
+                " meeting_code, conference_status, next_check_at, next_sync_at, created_at, finished_at,"
+                " cancelled_at)"
+                " SELECT gen_random_uuid(), :client, 'history-' || i, md5(i::text), st,"
+                "  'doctor' || (i % 40) || '@clinica.com', 'Video appointment', 'America/Bogota', s,"
+                "  s + interval '30 minutes', 'ev' || md5(i::text), 'https://meet.google.com/aaa-bbbb-ccc',"
+                "  'aaa-bbbb-ccc', 'success',"
+                "  CASE WHEN live THEN CAST(:now AS timestamptz) + interval '1 day' + (i % 360) * interval '1 minute'"
+                "  END, CASE WHEN live THEN s + interval '40 minutes' END, s - interval '2 days',"
+                "  CASE WHEN st = 'FINISHED' THEN s + interval '30 minutes' END,"
+                "  CASE WHEN st = 'CANCELLED' THEN s - interval '1 day' END"
+                " FROM generate_series(1, CAST(:n AS integer)) AS i,"
+                " LATERAL (SELECT CASE WHEN i % 10 < 6 THEN 'FINISHED' WHEN i % 10 = 6 THEN 'CANCELLED'"
+                "                      WHEN i % 10 = 7 THEN 'CREATED' ELSE 'SCHEDULED' END AS st) AS a,"
+                " LATERAL (SELECT st IN ('CREATED', 'SCHEDULED') AS live) AS b,"
+                " LATERAL (SELECT CASE WHEN live THEN CAST(:now AS timestamptz) + (2 + i % 1000) * interval '1 hour'"
+                "                 ELSE CAST(:now AS timestamptz) - (2 + i % 4000) * interval '1 hour' END AS s) AS c",
+                {"client": client_id, "now": now, "n": background})
+        for i, m in enumerate(due):
+            cur.execute(
+                "INSERT INTO meetings (id, client_id, external_reference, request_fingerprint, status,"
+                " organizer_email, calendar_owner, title, description, time_zone, scheduled_start, scheduled_end,"
+                " google_event_id, meet_link, meeting_code, conference_status, next_check_at, next_sync_at)"
+                " VALUES (:id, :client, :ref, md5(CAST(:ref AS text)), 'CREATED', 'doctor@clinica.com',"
+                " 'doctor@clinica.com', :title, '', 'America/Bogota', :start, :end, :event, :link, :code, 'success',"
+                " :due, :due)",
+                {"id": m["id"], "client": client_id, "ref": f"due-{i}", "title": "Video appointment",
+                 "start": m["start"], "end": m["end"], "event": m["event"], "link": m["link"], "code": m["code"],
+                 "due": now - timedelta(minutes=1, seconds=i)})
         cur.execute("INSERT INTO participants (meeting_id, email, role, position)"
                     " SELECT id, organizer_email, 'organizer', 0 FROM meetings"
                     " UNION ALL SELECT id, 'paciente-' || left(id::text, 8) || '@correo.com', 'guest', 1 FROM meetings")
     with db.transaction() as cur:
         cur.execute("ANALYZE meetings")
         cur.execute("ANALYZE participants")
-    return due_ids
 
 
-def due_check_sql() -> str:
-    """The query a check_status sweep runs to find due meetings, as the repository spells it."""
-    from shared.adapters.postgres import repository as repo
+def due_events(google_url: str, identity: dict[str, str], now: datetime) -> list[dict]:
+    """SWEEP_DUE meetings that ended two hours ago, their Calendar events made once through the product's adapter
+    (the same meetings are due at both table sizes)."""
+    from shared.adapters.google import Calendar, GoogleApis, MeetingCalendar
+    from shared.domain.meeting import Meeting, Participant, Status
 
-    sql = getattr(repo, "DUE_SQL", {}).get("next_check_at")
-    if not sql:
-        raise BenchError("shared.adapters.postgres.repository no longer exposes DUE_SQL['next_check_at']; update dev/bench.py")
-    return sql
+    calendar = MeetingCalendar(Calendar(GoogleApis(google_settings(identity, google_url,
+                                                                   database_url="postgresql://unused/x"))))
+    out = []
+    for i in range(SWEEP_DUE):
+        start = now - timedelta(hours=2, minutes=30) + timedelta(seconds=i)
+        meeting = Meeting(id=str(uuid.uuid4()), client_id="-", status=Status.PENDING,
+                          organizer_email="doctor@clinica.com", calendar_owner="doctor@clinica.com",
+                          title="Video appointment", description="", time_zone="America/Bogota",
+                          scheduled_start=start, scheduled_end=start + timedelta(minutes=30),
+                          participants=(Participant("doctor@clinica.com", "organizer"),
+                                        Participant(f"paciente{i}@correo.com", "guest")))
+        event = calendar.insert_event(meeting)
+        out.append({"id": meeting.id, "start": start, "end": meeting.scheduled_end, "event": event.id,
+                    "link": event.conference.link, "code": event.conference.code})
+    return out
 
 
-def sweep_cost(ctx: Standalone, server, base_url: str, fake) -> dict:
-    """One check_status sweep with Cloud Tasks off (it checks each due meeting inline) at 5,000 meetings."""
-    from shared.services import auth
-    from shared.adapters.postgres.db import Database, local_connector
+class _Undo(Exception):
+    """Raised to roll a transaction back on purpose."""
 
-    url = fresh_database(server, base_url, "bench_sweep")
-    db = Database(local_connector(url), size=1)
-    try:
-        admin = auth.mint_key(db, name="bench-admin", role="admin")
-        auth.mint_key(db, name="bench-client", role="service")
-        with db.transaction() as cur:
+
+class SweepTable:
+    """One database of `total` meetings with the due ones among them, and an instance's adapters over it (every
+    statement counted); Cloud Tasks off, so a sweep does each due meeting's check or sync inline, in process."""
+
+    def __init__(self, server, base_url: str, google_url: str, identity: dict[str, str], total: int,
+                 due: list[dict], now: datetime):
+        from dev.roundtrips import RoundTrips
+        from shared import bootstrap
+        from shared.adapters.postgres.db import Database, local_connector
+        from shared.services import auth
+
+        self.server, self.name, self.due, self.now = server, f"bench_sweep_{total}", due, now
+        self.url = fresh_database(server, base_url, self.name)
+        setup = Database(local_connector(self.url), size=1)
+        auth.mint_key(setup, name="bench-client", role="service")
+        with setup.transaction() as cur:
             cur.execute("SELECT id FROM api_clients WHERE name = 'bench-client'")
             client_id = str(cur.fetchone()[0])
-        due_ids = seed_sweep(db, fake, client_id, datetime.now(timezone.utc))
-        process, port, _ = ctx.start("check_status", ROOT / "functions/check_status/main.py", db_url=url)
+        seed_sweep(setup, client_id, now, total, due)
+        setup.close()
+        self.deps = bootstrap.Deps(google_settings(identity, google_url, database_url=self.url,
+                                                   sweep_batch_size=SWEEP_DUE))
+        self.trips = RoundTrips()
+        self.deps.__dict__["db"] = Database(self.trips.wrap(local_connector(self.url)), size=2)
+        self.runs: dict[str, list[dict]] = {"check": [], "sync": []}
+        # One meeting first, outside the measurement: clients built, connections open, statements prepared.
+        self.check(due[0]["id"])
+        self.sync(due[0]["id"], 0)
+        self.meetings, self.plans = self._explain()
+
+    def check(self, meeting_id, version=None):
+        from shared.services import status_check
+
+        d = self.deps
+        return status_check.check_meeting(meeting_id, schedule_version=version, db=d.db, calendar=d.calendar,
+                                          meet=d.meet, tasks=d.tasks, settings=d.settings, clock=d.clock)
+
+    def sync(self, meeting_id, attempt):
+        from shared.services import recordings
+
+        d = self.deps
+        return recordings.sync_meeting(meeting_id, attempt=attempt, db=d.db, meet=d.meet, tasks=d.tasks,
+                                       settings=d.settings, clock=d.clock)
+
+    def _explain(self) -> tuple[int, dict]:
+        """What one meeting read and the due query cost PostgreSQL here: shared buffers touched, time."""
+        from shared.adapters.postgres import repository as repo
+
+        plans = {}
+        with self.deps.db.read() as cur:
+            cur.execute("SELECT count(*) FROM meetings")
+            meetings = cur.fetchone()[0]
+            for label, sql, params in (
+                    ("meeting read", repo._SELECT + " WHERE m.id = :id", {"id": self.due[1]["id"]}),
+                    ("due query", repo.DUE_SQL["next_check_at"], {"now": datetime.now(timezone.utc),
+                                                                  "limit": SWEEP_DUE})):
+                cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
+                plan = cur.fetchone()[0]
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                top = plan[0]["Plan"]
+                plans[label] = {"buffers": top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0),
+                                "ms": round(plan[0]["Execution Time"], 3)}
+        # The same read as it was before migration 0007: the index dropped in a transaction that is rolled back.
         try:
-            wait_for_port(port, process)
-            base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {admin}"}
-            # Check one due meeting by id first: the instance is warm (clients built) and exactly SWEEP_DUE stay due.
-            expect(requests.post(base + "/", json={"meeting_id": due_ids[0]}, headers=headers, timeout=60), 200)
-            with db.transaction() as cur:
-                cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + due_check_sql(),
-                            {"now": datetime.now(timezone.utc), "limit": 200})
-                plan = [row[0] for row in cur.fetchall()]
-                cur.execute("SELECT count(*) FROM meetings")
-                total = cur.fetchone()[0]
+            with self.deps.db.transaction() as cur:
+                cur.execute("DROP INDEX participants_meeting_idx")
+                cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + repo._SELECT + " WHERE m.id = :id",
+                            {"id": self.due[1]["id"]})
+                plan = cur.fetchone()[0]
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                top = plan[0]["Plan"]
+                plans["meeting read before 0007"] = {
+                    "buffers": top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0),
+                    "ms": round(plan[0]["Execution Time"], 3)}
+                raise _Undo
+        except _Undo:
+            pass
+        return meetings, plans
+
+    def _make_due_again(self) -> None:
+        """Put the due meetings back as they were before a sweep (and vacuum), so rounds measure the same work."""
+        with self.deps.db.transaction() as cur:
+            cur.execute("UPDATE meetings SET status = 'CREATED', finished_at = NULL, next_check_at = :due,"
+                        " next_sync_at = :due, last_checked_at = NULL, last_synced_at = NULL, sync_attempts = 0"
+                        " WHERE id = ANY(:ids)", {"due": self.now - timedelta(minutes=1),
+                                                   "ids": [m["id"] for m in self.due[1:]]})
+        with self.deps.db.autocommit() as cur:
+            cur.execute("VACUUM ANALYZE meetings")
+            cur.execute("VACUUM ANALYZE participants")
+
+    def sweep_round(self) -> None:
+        from shared.services import recordings, status_check
+
+        d = self.deps
+        if self.runs["check"]:
+            self._make_due_again()
+        for kind, sweep in (("check", lambda: status_check.sweep(db=d.db, tasks=d.tasks, settings=d.settings,
+                                                                 clock=d.clock, check=self.check)),
+                            ("sync", lambda: recordings.sweep(db=d.db, tasks=d.tasks, settings=d.settings,
+                                                              clock=d.clock, sync=self.sync))):
+            self.trips.reset()
             started = time.perf_counter()
-            summary = expect(requests.post(base + "/", json={}, headers=headers, timeout=300), 200).json()
+            summary = sweep()
             elapsed = time.perf_counter() - started
-            started = time.perf_counter()
-            empty = expect(requests.post(base + "/", json={}, headers=headers, timeout=300), 200).json()
-            empty_elapsed = time.perf_counter() - started
-        finally:
-            stop_group(process)
-        with db.transaction() as cur:
-            cur.execute("SELECT status, count(*) FROM meetings WHERE id = ANY(:ids) GROUP BY status",
-                        {"ids": due_ids[1:]})
-            after = dict(cur.fetchall())
-    finally:
-        db.close()
-    counts = summary.get("counts", {})
-    checked = counts.get("done", counts.get("checked"))
-    if checked != SWEEP_DUE or counts.get("errors"):
-        raise BenchError(f"the sweep did not check the {SWEEP_DUE} due meetings: {summary}")
-    return {"meetings": total, "due": counts.get("due"), "checked": checked,
-            "errors": counts.get("errors"), "sweep_s": round(elapsed, 3),
-            "per_meeting_ms": round(elapsed / SWEEP_DUE * 1000, 1), "empty_sweep_s": round(empty_elapsed, 3),
-            "empty_sweep_due": empty.get("counts", {}).get("due"), "statuses_after": after,
-            "uses_check_due_idx": any("meetings_check_due_idx" in line for line in plan), "plan": plan}
+            counts = self.trips.snapshot()
+            done = summary.counts.get("done", 0)
+            if done != len(self.due) - 1 or summary.counts.get("errors"):
+                raise BenchError(f"the {kind} sweep at {self.meetings} meetings did not do the {len(self.due) - 1}"
+                                 f" due ones: {summary.counts}")
+            self.runs[kind].append({"due": done, "seconds": elapsed, "statements": counts["statements"],
+                                    "round_trips": counts["round_trips"]})
+            log.info("sweep %s at %d meetings: %.2f s, %d statements", kind, self.meetings, elapsed,
+                     counts["statements"])
+
+    def summary(self) -> dict:
+        out: dict[str, Any] = {"meetings": self.meetings, "plans": self.plans}
+        for kind, runs in self.runs.items():
+            seconds = statistics.median(r["seconds"] for r in runs)
+            out[kind] = {"due": runs[0]["due"], "seconds": round(seconds, 3),
+                         "ms_per_meeting": round(seconds / runs[0]["due"] * 1000, 2),
+                         "statements": runs[0]["statements"], "round_trips": runs[0]["round_trips"],
+                         "rounds_seconds": [round(r["seconds"], 3) for r in runs]}
+        return out
+
+    def close(self) -> None:
+        self.deps.db.close()
+        self.server.psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE);')
 
 
-# ---------------------------------------------------------------------------------------------------- 4. warm stack
-
-
-class LocalStack:
-    """`python -m dev.stack` on a private state dir and port, sweeps off, as the end-to-end tests start it."""
-
-    def __init__(self, state: Path, log_path: Path):
-        self.state, self.log_path = state, log_path
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 120) -> float:
-        shutil.rmtree(self.state, ignore_errors=True)
-        self.state.mkdir(parents=True)
-        env = clean_env(LOCAL_STATE_DIR=str(self.state), GATEWAY_PORT=str(self.port), SWEEP_INTERVAL_SECONDS="0")
-        started = time.perf_counter()
-        with open(self.log_path, "wb") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "dev.stack"], cwd=ROOT, env=env, stdout=out,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
-        while time.perf_counter() - started < timeout:
-            if self.process.poll() is not None:
-                raise BenchError(f"the stack exited early:\n{self.log_path.read_text()[-3000:]}")
-            if (self.state / "stack.json").exists():
-                try:
-                    if requests.get(self.base + "/v1/health", timeout=2).status_code == 200:
-                        return time.perf_counter() - started
-                except requests.ConnectionError:
-                    pass
-            time.sleep(0.2)
-        raise BenchError(f"the stack did not become ready:\n{self.log_path.read_text()[-3000:]}")
-
-    @property
-    def info(self) -> dict:
-        return json.loads((self.state / "stack.json").read_text())
-
-    def function_memory(self) -> dict:
-        """Summed RSS of each function's process group (gunicorn master + worker), found under the stack."""
-        table = processes()
-        out = {}
-        for pid, (parent, _, cmdline) in table.items():
-            found = re.search(r"--target (\w+)", cmdline)
-            if parent == self.process.pid and found:
-                out[found.group(1)] = group_memory(pid, table)
-        return dict(sorted(out.items(), key=lambda kv: FUNCTIONS.index(kv[0]) if kv[0] in FUNCTIONS else 99))
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_group(self.process)
-        shutil.rmtree(self.state, ignore_errors=True)
-
-
-def load(items: list, send: Callable[[requests.Session, Any], requests.Response], ok: tuple[int, ...],
-         concurrency: int) -> tuple[dict, list]:
-    """Send one request per item from `concurrency` threads (a session each); latency and throughput."""
-    local = threading.local()
-    latencies: list[float] = []
-    failures: list[str] = []
-    lock = threading.Lock()
-
-    def one(item):
-        session = getattr(local, "session", None) or requests.Session()
-        local.session = session
-        started = time.perf_counter()
-        try:
-            response = send(session, item)
-        except requests.RequestException as exc:
-            with lock:
-                failures.append(type(exc).__name__)
-            return None
-        elapsed = time.perf_counter() - started
-        with lock:
-            latencies.append(elapsed)
-            if response.status_code not in ok:
-                failures.append(f"{response.status_code}: {response.text[:200]}")
-        return response
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        responses = list(pool.map(one, items))
-    wall = time.perf_counter() - started
-    stats = {"requests": len(items), "concurrency": concurrency, "errors": len(failures),
-             "p50_ms": round(percentile(latencies, 0.50) * 1000, 1) if latencies else None,
-             "p95_ms": round(percentile(latencies, 0.95) * 1000, 1) if latencies else None,
-             "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
-             "throughput_rps": round(len(items) / wall, 1)}
-    if failures:
-        stats["first_errors"] = failures[:3]
-    return stats, responses
-
-
-def warm_latency(stack: LocalStack) -> dict:
-    from dev.fake_google import FakeGoogleControl
-
-    key = (stack.state / "dev-api-key").read_text().strip()
-    headers = {"Authorization": f"Bearer {key}"}
-    base, run = stack.base, uuid.uuid4().hex[:8]
-
-    def create(session, ref):
-        return session.post(base + "/v1/meetings", json=meeting_body(ref, hash(ref) % 1440), headers=headers,
-                            timeout=60)
-
-    def get(session, meeting_id):
-        return session.get(base + f"/v1/meetings/{meeting_id}", headers=headers, timeout=60)
-
-    def page(session, _):
-        return session.get(base + "/v1/meetings", params={"page_size": 20}, headers=headers, timeout=60)
-
-    def reschedule(session, meeting_id):
-        start, _ = slot(days=3, minutes=hash(meeting_id) % 1440)
-        return session.patch(base + f"/v1/meetings/{meeting_id}", json={"scheduled_start": start}, headers=headers,
-                             timeout=60)
-
-    def cancel(session, meeting_id):
-        return session.delete(base + f"/v1/meetings/{meeting_id}", headers=headers, timeout=60)
-
-    # The internal functions as a Cloud Task calls them (one meeting each), so they too are measured warm.
-    from dev.id_tokens import IdTokenSource
-    from dev.stack import LOCAL_INVOKER_SA
-
-    tokens = IdTokenSource(LOCAL_INVOKER_SA, stack.state / "invoker-key.pem", stack.info["google_api_root"] + "token")
-    invoker = {"Authorization": f"Bearer {tokens.token(base + '/internal/check-status')}"}
-    sync_invoker = {"Authorization": f"Bearer {tokens.token(base + '/internal/sync-recordings')}"}
-
-    def check(session, meeting_id):
-        return session.post(base + "/internal/check-status", json={"meeting_id": meeting_id}, headers=invoker,
-                            timeout=60)
-
-    def sync(session, meeting_id):
-        return session.post(base + "/internal/sync-recordings", json={"meeting_id": meeting_id},
-                            headers=sync_invoker, timeout=60)
-
-    # Warm every function and every gunicorn thread the load will reach (each builds its Google clients once).
-    warm_refs = [f"bench-warm-{run}-{i}" for i in range(3 * CONCURRENCY)]
-    _, made = load(warm_refs, create, (201,), CONCURRENCY)
-    warm_ids = [r.json()["id"] for r in made if r is not None and r.status_code == 201]
-    for send in (get, page, check, sync, reschedule, cancel):
-        load(warm_ids, send, (200,), CONCURRENCY)
-
-    results = {}
-    refs = [f"bench-{run}-{i}" for i in range(REQUESTS)]
-    results["POST /v1/meetings"], made = load(refs, create, (201,), CONCURRENCY)
-    ids = [r.json()["id"] for r in made if r is not None and r.status_code == 201]
-    results["GET /v1/meetings/{id}"], _ = load(ids, get, (200,), CONCURRENCY)
-    results["GET /v1/meetings?page_size=20"], _ = load(list(range(REQUESTS)), page, (200,), CONCURRENCY)
-    internal = ids[:max(REQUESTS // 4, CONCURRENCY)]
-    results["POST /internal/check-status {meeting_id}"], _ = load(internal, check, (200,), CONCURRENCY)
-    results["POST /internal/sync-recordings {meeting_id}"], _ = load(internal, sync, (200,), CONCURRENCY)
-    results["PATCH /v1/meetings/{id}"], _ = load(ids, reschedule, (200,), CONCURRENCY)
-    results["DELETE /v1/meetings/{id}"], _ = load(ids, cancel, (200,), CONCURRENCY)
-
-    # Google's latency, injected on the one call a create waits for. One client alone shows it added one for one;
-    # at CONCURRENCY on a small machine, time spent waiting on Google is time the CPU is not queued for.
-    serial = max(REQUESTS // 5, 4)
-    results["POST /v1/meetings, 1 client"], _ = load([f"bench-serial-{run}-{i}" for i in range(serial)], create,
-                                                     (201,), 1)
-    google = FakeGoogleControl(stack.info["google_api_root"])
+def sweeps(server, base_url: str, google_url: str, identity: dict[str, str]) -> dict:
+    """The same due meetings at two table sizes, swept in turns (small, large, large, small): medians."""
+    now = datetime.now(timezone.utc)
+    due = due_events(google_url, identity, now)
+    small = SweepTable(server, base_url, google_url, identity, len(due), due, now)
     try:
-        google.set_latency(LATENCY_MS, operation="calendar.events.insert")
-        results[f"POST /v1/meetings, 1 client, +{LATENCY_MS} ms insert"], _ = load(
-            [f"bench-serial-slow-{run}-{i}" for i in range(serial)], create, (201,), 1)
-        slow_refs = [f"bench-slow-{run}-{i}" for i in range(max(REQUESTS // 2, CONCURRENCY))]
-        results[f"POST /v1/meetings, +{LATENCY_MS} ms insert"], _ = load(slow_refs, create, (201,), CONCURRENCY)
+        large = SweepTable(server, base_url, google_url, identity, SWEEP_TABLE, due, now)
+        try:
+            for table in (small, large, large, small):
+                table.sweep_round()
+            return {"small": small.summary(), "large": large.summary()}
+        finally:
+            large.close()
     finally:
-        google.clear_latency()
-        google.close()
-    return results
+        small.close()
 
 
 # ---------------------------------------------------------------------------------------------------- report
 
 
+def figures(results: dict) -> list[dict]:
+    """Every figure of the issue with its target and whether it holds."""
+    w, c, s = results["warm"], results["cold_start"], results["sweeps"]
+
+    def ratio(a: float, b: float) -> float:
+        return round(a / b, 2) if b else float("nan")
+
+    rows = [
+        ("read_vs_limit", "warm GET /v1/meetings/{id}, req/s ÷ limit (pg8000, same SELECT, no auth)",
+         ratio(w["read"]["get_meeting"]["rps"], w["read"]["limit"]["rps"])),
+        ("list_vs_limit", "warm list (newest 20), req/s ÷ limit (same list query)",
+         ratio(w["list"]["get_meeting"]["rps"], w["list"]["limit"]["rps"])),
+        ("create_vs_limit", "warm create, req/s ÷ limit (Calendar insert + INSERT, no auth, no exactly-once)",
+         ratio(w["create"]["create_meeting"]["rps"], w["create"]["limit"]["rps"])),
+        ("cold_get_vs_hello", f"cold start to first 200, get_meeting ÷ hello-world (median of {COLD_RUNS} rounds)",
+         c["get_meeting"]["paired_ratio"]),
+        ("cold_create_vs_hello", "cold start to first 201, create_meeting ÷ hello-world",
+         c["create_meeting"]["paired_ratio"]),
+        ("cold_get_cpu_vs_hello", "  the same in CPU seconds used until then (less sensitive to other load), get",
+         c["get_meeting"]["paired_cpu_ratio"]),
+        ("cold_create_cpu_vs_hello", "  ... create",
+         c["create_meeting"]["paired_cpu_ratio"]),
+        ("api_core_scan_ms", f"  of which google.api_core's Python-version check at its import (ms; it scans "
+                             f"{results['api_core_scan']['distributions']} installed distributions)",
+         results["api_core_scan"]["ms"]),
+        ("signing_key_load_ms", "  and loading the local signing key (ms; RSA key checks; in the cloud IAM signs)",
+         results["api_core_scan"]["signing_key_load_ms"]),
+        ("memory_get_mib", "resident memory after load, get_meeting worker (MiB)",
+         w["memory"]["get_meeting"]["worker_rss_mib"]),
+        ("memory_create_mib", "resident memory after load, create_meeting worker (MiB)",
+         w["memory"]["create_meeting"]["worker_rss_mib"]),
+        ("sweep_check_time_ratio", f"status sweep, {SWEEP_DUE} due: time at {s['large']['meetings']:,} ÷ at "
+                                   f"{s['small']['meetings']:,}",
+         ratio(s["large"]["check"]["seconds"], s["small"]["check"]["seconds"])),
+        ("sweep_check_statements_ratio", "status sweep: statements at the large size ÷ at the small",
+         ratio(s["large"]["check"]["statements"], s["small"]["check"]["statements"])),
+        ("sweep_sync_time_ratio", f"recording sweep, {SWEEP_DUE} due: time, large ÷ small",
+         ratio(s["large"]["sync"]["seconds"], s["small"]["sync"]["seconds"])),
+        ("sweep_sync_statements_ratio", "recording sweep: statements, large ÷ small",
+         ratio(s["large"]["sync"]["statements"], s["small"]["sync"]["statements"])),
+    ]
+    out = []
+    for key, label, value in rows:
+        if key not in TARGETS:  # shown to read another figure by, with no target of its own
+            out.append({"figure": key, "label": label, "value": value, "target": "-", "holds": None})
+            continue
+        op, bound = TARGETS[key]
+        holds = {"<=": value <= bound, ">=": value >= bound, "<": value < bound}[op]
+        out.append({"figure": key, "label": label, "value": value, "target": f"{op} {bound}", "holds": bool(holds)})
+    return out
+
+
 def print_report(results: dict) -> None:
     out = []
-    machine = results["machine"]
-    out.append(f"\nMachine: {machine['cpus']} CPUs, Python {machine['python']}, load average "
-               f"{machine['load_average_at_start']:.2f} at start; total bench time {results['elapsed_s']:.0f} s\n")
+    m = results["machine"]
+    out.append(f"\nMachine: {m['cpus']} CPUs, Python {m['python']}; load average {m['load_average_at_start']:.2f} at "
+               f"start, {m['load_average_at_end']:.2f} at end; bench {results['elapsed_s']:.0f} s")
 
-    out.append(f"Import cost of `import main` from the function's directory, fresh interpreter, median of {IMPORT_RUNS}"
-               " (wall: timed in the interpreter; cumulative, self: python -X importtime)")
-    out.append(f"  {'function':<16}{'wall':>8}{'cumulative':>12}{'self':>6}  {'heavy clients at import':<25}"
-               f"{'also at import':<16}largest direct imports (importtime ms)")
-    for name, r in results["imports"].items():
-        largest = ", ".join(f"{m} {ms:.0f}" for m, ms in list(r["largest_direct_imports_ms"].items())[:3])
-        out.append(f"  {name:<16}{r['wall_ms']:>5.0f} ms{r['cumulative_ms']:>9.0f} ms{r['self_ms']:>3.0f} ms  "
-                   f"{', '.join(r['heavy_at_import']) or 'none':<25}{', '.join(r['noted_at_import']) or 'none':<16}"
-                   f"{largest}")
+    out.append("\nFigures (ratios against baselines started in this run)")
+    out.append(f"  {'figure':<92}{'value':>8}  {'target':<9}holds")
+    for f in results["figures"]:
+        holds = "" if f["holds"] is None else "yes" if f["holds"] else "NO"
+        out.append(f"  {f['label']:<92}{f['value']:>8}  {f['target']:<9}{holds}")
 
-    libraries = results["library_imports"]
-    out.append(f"\nLibraries imported alone (fresh interpreter, timed in it, median of {IMPORT_RUNS}; seconds)")
-    out.append(f"  {'module':<28}{'here':>6}{'model':>11}")
-    for module, r in libraries.items():
-        out.append(f"  {module:<28}{r['measured_s']:>6.2f}{r['model_s'] or '-':>11}")
+    out.append(f"\nWarm load: {CONCURRENCY} keep-alive clients, {ROUNDS} rounds of {SECONDS:.0f} s per server, "
+               "in turns; medians over rounds")
+    out.append(f"  {'operation':<9}{'server':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}  rounds req/s")
+    for operation in ("read", "list", "create"):
+        for name, r in results["warm"][operation].items():
+            out.append(f"  {operation:<9}{name:<18}{r['rps']:>9.1f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+                       f"{r['requests']:>10}  {r['rounds_rps']}")
+    out.append("  memory after load (MiB): " + "; ".join(
+        f"{name} worker RSS {r['worker_rss_mib']:.0f}, group PSS {r['group_pss_mib']:.0f}"
+        for name, r in results["warm"]["memory"].items()))
 
-    out.append(f"\nCold start, standalone under functions-framework (N={COLD_RUNS}; seconds, median / max)")
-    out.append(f"  {'function':<16}{'port open':>13}{'first answer':>15}{'1st request':>14}{'2nd request':>14}"
-               f"{'RSS MiB':>9}  request; imported by the 1st request")
-    requests_used = {"hello": "GET / (hello-world baseline)", "get_meeting": "GET /v1/health",
-                     "create_meeting": "POST /v1/meetings", "update_meeting": "PATCH /v1/meetings/{id}",
-                     "cancel_meeting": "DELETE /v1/meetings/{id}", "check_status": "POST / {} (sweep)",
-                     "sync_recordings": "POST / {} (sweep)"}
+    out.append(f"\nCold start, median of {COLD_RUNS} (s): process start -> port open -> first 200")
     for name, r in results["cold_start"].items():
-        def col(key):
-            return f"{r[key]['median']:.2f} / {r[key]['max']:.2f}"
-        out.append(f"  {name:<16}{col('port_open_s'):>13}{col('first_answer_s'):>15}{col('first_request_s'):>14}"
-                   f"{col('second_request_s'):>14}{r['rss_mib']['median']:>9.0f}  {requests_used[name]}"
-                   + (f"; {', '.join(r['first_request_imports']['heavy']) or 'nothing heavy'}"
-                      if "first_request_imports" in r else ""))
+        out.append(f"  {name:<16}port open {r['port_open_s']:.3f}   first 200 {r['first_200_s']:.3f}   "
+                   f"CPU until then {r['cpu_s']:.3f}   runs {r['samples_first_200_s']}")
 
-    warm = results["warm"]
-    out.append(f"\nWarm latency through the local stack's gateway (each client a thread sending one request after "
-               f"another; stack ready in {warm['stack_start_s']:.0f} s)")
-    out.append(f"  {'operation':<46}{'clients':>8}{'n':>5}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'req/s':>8}"
-               f"{'errors':>8}")
-    for op, r in warm["latency"].items():
-        out.append(f"  {op:<46}{r['concurrency']:>8}{r['requests']:>5}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}"
-                   f"{r['max_ms']:>9.1f}{r['throughput_rps']:>8.1f}{r['errors']:>8}")
-    for clients, moved in warm["create_p50_delta_ms"].items():
-        if moved is not None:
-            out.append(f"  -> {LATENCY_MS} ms injected on calendar.events.insert moved create p50 by {moved:+.1f} ms"
-                       f" ({clients})")
+    out.append("\nImport profile of `import main` (python -X importtime, median of 3; ms)")
+    for name, r in results["imports"].items():
+        heaviest = ", ".join(f"{mod} {ms:.0f}" for mod, ms in r["heaviest_direct_imports_ms"].items())
+        out.append(f"  {name:<16}{r['import_main_ms']:>6.0f} ms, {r['modules']} modules; heavy clients: "
+                   f"{', '.join(r['heavy_clients_at_import']) or 'none'}")
+        out.append(f"  {'':<16}{heaviest}")
 
-    out.append("\nMemory after the warm run, summed over each function's process group (gunicorn master + worker)")
-    out.append(f"  {'function':<16}{'VmRSS MiB':>10}{'PSS MiB':>9}  processes")
-    for name, r in warm["memory"].items():
-        out.append(f"  {name:<16}{r['rss_mib']:>10.1f}{r['pss_mib']:>9.1f}  {r['processes']}")
-
-    s = results["sweep"]
-    out.append(f"\nSweep: check_status POST {{}} with Cloud Tasks off, {s['meetings']} meetings, {s['due']} due")
-    out.append(f"  sweep {s['sweep_s']:.2f} s ({s['per_meeting_ms']:.0f} ms per meeting checked; checked "
-               f"{s['checked']}, errors {s['errors']}); the next sweep, nothing due: "
-               f"{s['empty_sweep_s'] * 1000:.0f} ms")
-    out.append(f"  due query uses meetings_check_due_idx: {'yes' if s['uses_check_due_idx'] else 'NO'}")
-    for line in s["plan"]:
-        out.append(f"    {line}")
+    out.append(f"\nSweeps, {SWEEP_DUE} due, Cloud Tasks off (each due meeting checked or synced inline), in process")
+    out.append(f"  {'table':>9}{'sweep':>7}{'seconds':>9}{'ms/mtg':>8}{'statements':>12}{'round trips':>13}"
+               "   rounds (s)")
+    for size in ("small", "large"):
+        s = results["sweeps"][size]
+        for kind in ("check", "sync"):
+            r = s[kind]
+            out.append(f"  {s['meetings']:>9,}{kind:>7}{r['seconds']:>9.2f}{r['ms_per_meeting']:>8.2f}"
+                       f"{r['statements']:>12}{r['round_trips']:>13}   {r['rounds_seconds']}")
+    out.append("  PostgreSQL per statement (EXPLAIN ANALYZE: shared buffers touched, ms)")
+    for size in ("small", "large"):
+        s = results["sweeps"][size]
+        out.append(f"  {s['meetings']:>9,}  " + "; ".join(f"{label}: {p['buffers']} buffers, {p['ms']} ms"
+                                                          for label, p in s["plans"].items()))
     out.append(f"\nWritten: {results['path']}")
     print("\n".join(out), flush=True)
 
@@ -753,82 +942,74 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="[bench +%(relativeCreated)6.0f ms] %(message)s",
                         stream=sys.stderr)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")  # pgserver's platformdirs, harmless here
-    logging.getLogger("shared.adapters.postgres.migrate").setLevel(logging.WARNING)
+    for quiet in ("shared", "dev.fake_google", "googleapiclient"):
+        logging.getLogger(quiet).setLevel(logging.WARNING)
     began = time.perf_counter()
     work = state_dir() / "bench"
-    logs = work / "logs"
-    shutil.rmtree(logs, ignore_errors=True)
-    logs.mkdir(parents=True)
-    hello = work / "hello" / "main.py"
-    hello.parent.mkdir(parents=True, exist_ok=True)
-    hello.write_text(HELLO_SOURCE)
+    shutil.rmtree(work / "logs", ignore_errors=True)
+    (work / "logs").mkdir(parents=True)
+    for name, source in (("hello", HELLO_SOURCE), ("limit", LIMIT_SOURCE)):
+        (work / name).mkdir(parents=True, exist_ok=True)
+        (work / name / "main.py").write_text(source)
+    load_at_start = os.getloadavg()[0]
+    if load_at_start > 0.5 * (os.cpu_count() or 1):
+        log.warning("load average %.2f: other work on this machine inflates every number (the ratios less)",
+                    load_at_start)
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "parameters": {"cold_runs": COLD_RUNS, "requests": REQUESTS, "concurrency": CONCURRENCY,
-                       "import_runs": IMPORT_RUNS, "injected_latency_ms": LATENCY_MS,
-                       "sweep_meetings": SWEEP_MEETINGS, "sweep_due": SWEEP_DUE},
+        "parameters": {"cold_runs": COLD_RUNS, "seconds": SECONDS, "rounds": ROUNDS, "concurrency": CONCURRENCY,
+                       "gunicorn_threads": int(THREADS), "sweep_due": SWEEP_DUE, "sweep_table": SWEEP_TABLE},
     }
 
-    load_at_start = os.getloadavg()[0]
-    if load_at_start > 0.5 * (os.cpu_count() or 1):
-        log.warning("load average %.2f: other work on this machine will inflate every number", load_at_start)
-    log.info("import cost of each function (fresh interpreters)")
-    results["imports"] = {name: import_cost(name) for name in FUNCTIONS}
-    results["library_imports"] = library_imports()
+    log.info("embedded PostgreSQL and the fake Google (its own process, 0 ms)")
+    from dev.stack import delegation_identity
 
-    from dev.fake_google import FakeGoogle
-    from shared.services import auth
-    from shared.adapters.postgres.db import Database, local_connector
-
-    log.info("embedded PostgreSQL and the fake Google for the standalone runs")
     server, base_url = embedded(work / "pgdata", database="postgres")
-    fake = FakeGoogle().start()
+    key_file, account, public = delegation_identity(work)
+    # make run's identity and Workspace: assertions signed by a local key the fake trusts, the clinic's domain.
+    identity = {"google_signing_key_file": key_file, "google_delegation_sa": account,
+                "workspace_domain": "clinica.com", "default_calendar_owner": "agenda@clinica.com"}
+    google_port = free_port()
+    google = subprocess.Popen([sys.executable, "-m", "dev.fake_google", "--port", str(google_port),
+                               "--log-level", "WARNING", "--service-account", f"{account}={public}"], cwd=ROOT,
+                              env=clean_env(), start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=open(work / "logs" / "fake-google.log", "wb"))
+    google_url = f"http://127.0.0.1:{google_port}/"
     try:
-        url = fresh_database(server, base_url, "bench_cold")
-        db = Database(local_connector(url), size=1)
-        ctx = Standalone(url, fake.url, auth.mint_key(db, name="bench-client", role="service"),
-                         auth.mint_key(db, name="bench-admin", role="admin"), logs)
-        db.close()
-        log.info("cold starts: %d runs of each function", COLD_RUNS)
-        results["cold_start"] = cold_starts(ctx, hello)
-        log.info("sweep at %d meetings", SWEEP_MEETINGS)
-        results["sweep"] = sweep_cost(ctx, server, base_url, fake)
+        deadline = time.perf_counter() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", google_port), timeout=1).close()
+                break
+            except OSError:
+                if time.perf_counter() > deadline or google.poll() is not None:
+                    raise BenchError("the fake Google did not start") from None
+                time.sleep(0.05)
+        world = build_world(server, base_url, google_url, identity, work)
+        log.info("import profile of each function")
+        results["imports"] = {name: import_profile(name, world) for name in FUNCTIONS}
+        results["api_core_scan"] = api_core_scan(world)
+        log.info("cold starts: %d runs each of hello-world, get_meeting, create_meeting", COLD_RUNS)
+        results["cold_start"] = cold_starts(world)
+        log.info("warm load: %d clients, %d x %.0f s per server", CONCURRENCY, ROUNDS, SECONDS)
+        results["warm"] = warm(world)
+        log.info("sweeps: %d due among %d and among %d", SWEEP_DUE, SWEEP_DUE, SWEEP_TABLE)
+        results["sweeps"] = sweeps(server, base_url, google_url, identity)
     finally:
-        fake.stop()
+        if google.poll() is None:
+            os.killpg(google.pid, signal.SIGTERM)
+            google.wait(timeout=15)
         server.cleanup()
-
-    log.info("local stack under load: %d requests per operation, %d concurrent", REQUESTS, CONCURRENCY)
-    stack = LocalStack(work / "stack", logs / "stack.log")
-    try:
-        ready = stack.start()
-        latency = warm_latency(stack)
-        memory = stack.function_memory()
-    finally:
-        stack.stop()
-
-    def delta(base: str, slow: str) -> float | None:
-        before, after = latency[base]["p50_ms"], latency[slow]["p50_ms"]
-        return round(after - before, 1) if before is not None and after is not None else None
-
-    results["warm"] = {"stack_start_s": round(ready, 1), "latency": latency, "memory": memory,
-                       "create_p50_delta_ms": {
-                           "1 client": delta("POST /v1/meetings, 1 client",
-                                             f"POST /v1/meetings, 1 client, +{LATENCY_MS} ms insert"),
-                           f"{CONCURRENCY} clients": delta("POST /v1/meetings",
-                                                           f"POST /v1/meetings, +{LATENCY_MS} ms insert")}}
 
     results["elapsed_s"] = round(time.perf_counter() - began, 1)
     results["machine"]["load_average_at_start"] = round(load_at_start, 2)
     results["machine"]["load_average_at_end"] = round(os.getloadavg()[0], 2)
+    results["figures"] = figures(results)
     path = work / "results.json"
     results["path"] = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
     path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print_report(results)
-    errors = sum(r["errors"] for r in latency.values())
-    if errors:
-        log.error("%d warm requests failed; see first_errors in %s", errors, path)
-        return 1
     return 0
 
 

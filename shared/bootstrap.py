@@ -20,11 +20,11 @@ def database(settings: DatabaseSettings, *, size: int | None = None, on_commit=N
 
     s = settings
     if s.database_url:
-        connect = local_connector(s.database_url)
+        connect = local_connector(s.database_url, lock_timeout_ms=s.db_lock_timeout_ms)
     else:
         assert s.cloud_sql_instance and s.db_iam_user  # DatabaseSettings refuses anything else
         connect = cloud_sql_connector(s.cloud_sql_instance, user=s.db_iam_user, database=s.db_name,
-                                      ip_type=s.cloud_sql_ip_type)
+                                      ip_type=s.cloud_sql_ip_type, lock_timeout_ms=s.db_lock_timeout_ms)
     return Database(connect, size=size or s.db_pool_size, lock_timeout_ms=s.db_lock_timeout_ms, on_commit=on_commit)
 
 
@@ -48,6 +48,13 @@ class Deps:
 
             webhooks.enqueue_deliveries(noted[NEW_DELIVERIES], tasks=self.webhook_tasks, settings=self.settings,
                                         clock=self.clock)
+
+    @functools.cached_property
+    def key_cache(self):
+        """API keys this instance resolved recently (a revoked key stops working within a minute)."""
+        from shared.services.auth import KeyCache
+
+        return KeyCache()
 
     @functools.cached_property
     def google(self):

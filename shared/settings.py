@@ -26,8 +26,9 @@ class DatabaseSettings(BaseSettings):
 
     # An empty variable counts as unset: deploy tooling often renders absent values as "". A refused value is not
     # repeated in the error (it may be a key or a URL with a password): the message names the setting and the rule.
+    # Validators are built on first use (defer_build), so a function builds only the Settings it instantiates.
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True,
-                                      hide_input_in_errors=True)
+                                      hide_input_in_errors=True, defer_build=True)
 
     # Database: DATABASE_URL locally (or any PostgreSQL), the Cloud SQL connector in the cloud.
     database_url: str | None = None
@@ -50,7 +51,8 @@ class DatabaseSettings(BaseSettings):
 class FirestoreSettings(BaseSettings):
     """Where the operational ledger is (job runs, task dedupe, leases, Idempotency-Key answers)."""
 
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True,
+                                      defer_build=True)
 
     firestore_database: str | None = Field(None, description="Firestore database of the ledger; off when unset")
     gcp_project: str | None = Field(None, alias="GOOGLE_CLOUD_PROJECT")
@@ -59,7 +61,8 @@ class FirestoreSettings(BaseSettings):
 class TasksSettings(BaseSettings):
     """Where one meeting's background work is enqueued (Cloud Tasks) and which URLs and identity it calls."""
 
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True,
+                                      defer_build=True)
 
     tasks_queue: str | None = Field(None, description="projects/P/locations/L/queues/Q; Cloud Tasks off when unset")
     tasks_emulator_host: str | None = Field(None, description="host:port of a local Cloud Tasks emulator")

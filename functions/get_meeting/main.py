@@ -5,7 +5,7 @@ import functions_framework
 
 from shared.services import availability, meetings, page_tokens
 from shared.services import health as health_check
-from shared.web import docs_page, examples, openapi
+from shared.web import docs_page
 from shared.web.app import Context, FunctionApp, Reply
 from shared.web.models import AvailabilityQuery, MeetingListQuery
 
@@ -50,6 +50,8 @@ def health(ctx: Context):
 
 @app.route("openapi")
 def openapi_document(ctx: Context):
+    from shared.web import examples, openapi  # the document builds every model's schema: only when asked for
+
     # The example page token signed as this deployment signs them, so "Try it out" runs as the document shows it.
     token = page_tokens.sign(examples.PAGE_TOKEN, ctx.deps.settings)
     return openapi.served(openapi.origin(ctx.request.headers, ctx.request.host_url), examples={"page_token": token})

@@ -108,6 +108,24 @@ class GoogleApis:
                                client_options=options)
         return cache[key]
 
+    def collection(self, api: str, version: str, subject: str | None, *path: str):
+        """A resource collection of `service`, e.g. ("conferenceRecords", "participants"), kept per thread.
+
+        Each `events()`-style call builds a new Resource and all its methods (their docstrings included): a few
+        milliseconds that a request would pay every time; built once per thread and subject instead.
+        """
+        cache = getattr(self._local, "collections", None)
+        if cache is None:
+            cache = self._local.collections = {}
+        key = (api, version, subject, path)
+        found = cache.get(key)
+        if found is None:
+            found = self.service(api, version, subject)
+            for name in path:
+                found = getattr(found, name)()
+            cache[key] = found
+        return found
+
     def execute(self, request, *, what: str) -> dict[str, Any]:
         """Run a request with backoff on 429, 5xx, rate-limit 403s and network failures; map what is left to domain
         errors. Under a request's deadline (shared.deadline) every attempt and every pause fits in what is left of
@@ -236,7 +254,7 @@ class Calendar:
         self._apis = apis
 
     def _events(self, owner: str | None):
-        return self._apis.service("calendar", "v3", owner).events()
+        return self._apis.collection("calendar", "v3", owner, "events")
 
     def insert_event(self, owner: str | None, event: dict[str, Any]) -> dict[str, Any]:
         """Insert an event with a caller-chosen id; if the id exists already, that event is returned unless it is
@@ -304,7 +322,7 @@ class Meet:
 
     def space(self, owner: str | None, meeting_code: str) -> dict[str, Any] | None:
         """The Meet space of a meeting code (with `activeConference` while one is live), or None."""
-        spaces = self._apis.service("meet", "v2", owner).spaces()
+        spaces = self._apis.collection("meet", "v2", owner, "spaces")
         try:
             return self._apis.execute(spaces.get(name=f"spaces/{meeting_code}"), what="meet.spaces.get")
         except NotFound:
@@ -318,27 +336,28 @@ class Meet:
 
     def conference_records(self, owner: str | None, meeting_code: str) -> list[dict[str, Any]]:
         """Every conference held in the meeting's space (people may leave and come back: several records)."""
-        records = self._apis.service("meet", "v2", owner).conferenceRecords()
+        records = self._apis.collection("meet", "v2", owner, "conferenceRecords")
         request = records.list(filter=f'space.meeting_code = "{meeting_code}"', pageSize=100)
         return self._all(records, request, "conferenceRecords", "meet.conferenceRecords.list")
 
     def participants(self, owner: str | None, record: str) -> list[dict[str, Any]]:
-        collection = self._apis.service("meet", "v2", owner).conferenceRecords().participants()
+        collection = self._apis.collection("meet", "v2", owner, "conferenceRecords", "participants")
         return self._all(collection, collection.list(parent=record, pageSize=100), "participants",
                          "meet.conferenceRecords.participants.list")
 
     def sessions(self, owner: str | None, participant: str) -> list[dict[str, Any]]:
-        collection = self._apis.service("meet", "v2", owner).conferenceRecords().participants().participantSessions()
+        collection = self._apis.collection("meet", "v2", owner, "conferenceRecords", "participants",
+                                           "participantSessions")
         return self._all(collection, collection.list(parent=participant, pageSize=100), "participantSessions",
                          "meet.conferenceRecords.participants.participantSessions.list")
 
     def recordings(self, owner: str | None, record: str) -> list[dict[str, Any]]:
-        collection = self._apis.service("meet", "v2", owner).conferenceRecords().recordings()
+        collection = self._apis.collection("meet", "v2", owner, "conferenceRecords", "recordings")
         return self._all(collection, collection.list(parent=record, pageSize=100), "recordings",
                          "meet.conferenceRecords.recordings.list")
 
     def transcripts(self, owner: str | None, record: str) -> list[dict[str, Any]]:
-        collection = self._apis.service("meet", "v2", owner).conferenceRecords().transcripts()
+        collection = self._apis.collection("meet", "v2", owner, "conferenceRecords", "transcripts")
         return self._all(collection, collection.list(parent=record, pageSize=100), "transcripts",
                          "meet.conferenceRecords.transcripts.list")
 
@@ -352,7 +371,7 @@ class Directory:
     def email_of(self, owner: str | None, user: str) -> str | None:
         """The email behind a Meet user resource name, or None when Google does not reveal it."""
         user_id = user.rsplit("/", 1)[-1]
-        people = self._apis.service("people", "v1", owner).people()
+        people = self._apis.collection("people", "v1", owner, "people")
         try:
             person = self._apis.execute(people.get(resourceName=f"people/{user_id}", personFields="emailAddresses"),
                                         what="people.people.get")
@@ -372,7 +391,7 @@ class Drive:
         self._apis = apis
 
     def file(self, owner: str | None, file_id: str) -> dict[str, Any] | None:
-        files = self._apis.service("drive", "v3", owner).files()
+        files = self._apis.collection("drive", "v3", owner, "files")
         request = files.get(fileId=file_id, supportsAllDrives=True,
                             fields="id,name,mimeType,webViewLink,createdTime,videoMediaMetadata")
         try:

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from shared.adapters.postgres import keys
@@ -14,8 +18,48 @@ if TYPE_CHECKING:  # pg8000 loads with the first query, not with the module
     from shared.adapters.postgres.db import Database
 
 KEY_PREFIX = "mk_"
+# How long an instance trusts a key it has resolved: a revoked key stops working within this many seconds.
+KEY_CACHE_SECONDS = 60.0
+KEY_CACHE_SIZE = 1024
 
 
+class KeyCache:
+    """The principals of recently used keys, per instance, bounded in size and in age.
+
+    Only keys that resolved are kept (by hash, never in clear), so an unknown key costs a query every time and a
+    key revoked in the database is refused everywhere once its entry is `max_age` seconds old.
+    """
+
+    def __init__(self, *, max_size: int = KEY_CACHE_SIZE, max_age: float = KEY_CACHE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic):
+        self._entries: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+        self._max_size, self._max_age, self._clock = max_size, max_age, clock
+        self._lock = threading.Lock()
+
+    def get(self, key_hash: bytes) -> Principal | None:
+        with self._lock:
+            found = self._entries.get(key_hash)
+            if found is None:
+                return None
+            if self._clock() - found[0] >= self._max_age:
+                del self._entries[key_hash]
+                return None
+            self._entries.move_to_end(key_hash)
+            return found[1]
+
+    def put(self, key_hash: bytes, principal: Principal) -> None:
+        with self._lock:
+            self._entries[key_hash] = (self._clock(), principal)
+            self._entries.move_to_end(key_hash)
+            while len(self._entries) > self._max_size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def hash_key(key: str) -> bytes:
@@ -33,18 +77,24 @@ def mint_key(db: Database, *, name: str, role: str) -> str:
     return key
 
 
-def authenticate(db: Database, authorization: str | None) -> Principal:
-    """The principal for an `Authorization: Bearer` header, or Unauthenticated."""
+def authenticate(db: Database, authorization: str | None, *, cache: KeyCache | None = None) -> Principal:
+    """The principal for an `Authorization: Bearer` header, or Unauthenticated; `cache` spares the query."""
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("Send an API key as `Authorization: Bearer <key>`.")
     if not token.startswith(KEY_PREFIX) or len(token) > 200:
         raise Unauthenticated("The API key is not valid.")
-    with db.transaction() as cur:
-        principal = keys.principal_for(cur, hash_key(token))
+    key_hash = hash_key(token)
+    principal = cache.get(key_hash) if cache is not None else None
+    if principal is not None:
+        return principal
+    with db.read() as cur:
+        principal = keys.principal_for(cur, key_hash)
     if principal is None:
         raise Unauthenticated("The API key is not valid.")
+    if cache is not None:
+        cache.put(key_hash, principal)
     return principal
 
 
@@ -53,13 +103,14 @@ def authenticate(db: Database, authorization: str | None) -> Principal:
 _ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 
 
-def authenticate_caller(db: Database, authorization: str | None, forwarded: str | None, *, settings) -> Principal:
+def authenticate_caller(db: Database, authorization: str | None, forwarded: str | None, *, settings,
+                        cache: KeyCache | None = None) -> Principal:
     """Public routes: the caller's API key, in `Authorization`, or in `X-Forwarded-Authorization` on a call that API
     Gateway made (its own ID token, of GATEWAY_SA, in `Authorization`). On any other call the forwarded header is
     ignored: whoever sends it cannot make a key of someone else's count beside credentials of their own."""
     if forwarded is not None and settings.gateway_sa and _from_gateway(authorization, settings):
-        return authenticate(db, forwarded)
-    return authenticate(db, authorization)
+        return authenticate(db, forwarded, cache=cache)
+    return authenticate(db, authorization, cache=cache)
 
 
 def _from_gateway(authorization: str | None, settings) -> bool:
@@ -74,7 +125,8 @@ def _from_gateway(authorization: str | None, settings) -> bool:
     return claims.get("email") == settings.gateway_sa and claims.get("email_verified") is True
 
 
-def authenticate_internal(db: Database, authorization: str | None, *, settings) -> Principal:
+def authenticate_internal(db: Database, authorization: str | None, *, settings,
+                          cache: KeyCache | None = None) -> Principal:
     """Internal functions: an admin API key, or a Google OIDC token of the configured invoker service account."""
     from shared.domain.errors import Forbidden
 
@@ -83,7 +135,7 @@ def authenticate_internal(db: Database, authorization: str | None, *, settings) 
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("Send an OIDC token or an admin API key as `Authorization: Bearer ...`.")
     if token.startswith(KEY_PREFIX):
-        principal = authenticate(db, authorization)
+        principal = authenticate(db, authorization, cache=cache)
         if not principal.is_admin:
             raise Forbidden("This endpoint is for the platform's own jobs.")
         return principal

@@ -1,8 +1,8 @@
 """Health: the instance answers and its database does too."""
 from __future__ import annotations
 
+import functools
 import logging
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from shared.adapters.postgres import repository as repo
@@ -14,18 +14,23 @@ if TYPE_CHECKING:  # pg8000 loads with the first query, not with the module
 
 log = logging.getLogger(__name__)
 
-try:
-    VERSION = version("meet-middleware")
-except PackageNotFoundError:  # a deployed zip is not an installed distribution
-    VERSION = "1.0.0"
+@functools.cache
+def product_version() -> str:
+    """The installed version, looked up once, on the first health check (a metadata scan: not at import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("meet-middleware")
+    except PackageNotFoundError:  # a deployed zip is not an installed distribution
+        return "1.0.0"
 
 
 def check(*, db: Database) -> Health:
     """ok when a trivial query succeeds, unavailable otherwise."""
     try:
-        with db.transaction() as cur:
+        with db.read() as cur:
             repo.ping(cur)
     except Unavailable:
         log.warning("health: database unavailable")
-        return Health(status="unavailable", database="unavailable", version=VERSION)
-    return Health(status="ok", database="ok", version=VERSION)
+        return Health(status="unavailable", database="unavailable", version=product_version())
+    return Health(status="ok", database="ok", version=product_version())

@@ -135,17 +135,18 @@ def create_meeting(data: MeetingCreate, *, principal: Principal, db: Database, c
     """Create the meeting once per (client, external_reference): row first, then the event, then its room policy.
 
     Returns (meeting, created): created is True for the one request that made the Calendar event. `meet` is the
-    Meet port that applies the room policy (without it the policy stays PENDING for the status check).
+    Meet port that applies the room policy (without it the policy stays PENDING for the status check). The answer
+    is built from the row as this request last wrote or locked it, not read back.
     """
     now = clock()
     new = normalize(data, settings=settings, now=now)
     meeting_id = _reserve(new, principal=principal, db=db, settings=settings, now=now, calendar=calendar)
-    created = _complete(meeting_id, db=db, calendar=calendar, settings=settings, now=now, meet=meet)
-    if created is not None and created.status == Status.FAILED:
-        raise UpstreamFailed(created.failure_reason or "Google could not create the meeting.")
-    if created is not None:
-        followups.enqueue_followups(created, tasks=tasks, settings=settings)
-    return get_meeting(meeting_id, principal=principal, db=db), created is not None
+    meeting, created = _complete(meeting_id, db=db, calendar=calendar, settings=settings, now=now, meet=meet)
+    if created and meeting.status == Status.FAILED:
+        raise UpstreamFailed(meeting.failure_reason or "Google could not create the meeting.")
+    if created:
+        followups.enqueue_followups(meeting, tasks=tasks, settings=settings)
+    return _out(meeting), created
 
 
 def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: Settings, now: datetime,
@@ -162,25 +163,53 @@ def _reserve(new: NewMeeting, *, principal: Principal, db: Database, settings: S
         calendar_owner=calendar_owner_for(new.organizer_email, settings),
         next_check_at=now + schedule.PENDING_RECHECK, next_sync_at=schedule.first_sync(new.scheduled_end, settings),
         participants=people, **rooms.columns(new.room, rooms.PENDING))
-    with db.transaction() as cur:
-        if new.reject_conflicts and not _made_before(cur, principal, new):
-            availability.claim_slot(cur, organizer=new.organizer_email, calendar_owner=meeting.calendar_owner,
-                                    start=new.scheduled_start, end=new.scheduled_end, calendar=calendar)
-        if repo.insert_meeting(cur, meeting):
+    if new.reject_conflicts:
+        # The slot is claimed and the row written in one transaction: claim_slot serializes them per organizer.
+        with db.transaction() as cur:
+            if not _made_before(cur, principal, new):
+                availability.claim_slot(cur, organizer=new.organizer_email, calendar_owner=meeting.calendar_owner,
+                                        start=new.scheduled_start, end=new.scheduled_end, calendar=calendar)
+            if repo.insert_meeting(cur, meeting) is not None:
+                return meeting.id
+            assert new.external_reference is not None  # only a reference can collide
+            existing = repo.find_by_reference(cur, principal.client_id, new.external_reference, lock=True)
+            _same_request(existing, new)
+            assert existing is not None
+            if existing.status == Status.FAILED:
+                _try_again(cur, existing, settings=settings, now=now)
+            return existing.id
+    # The row and its people are one statement, committed on its own: a crash after it leaves a PENDING row
+    # that the status check finishes or fails.
+    with db.autocommit() as cur:
+        if repo.insert_meeting(cur, meeting) is not None:
             return meeting.id
         assert new.external_reference is not None  # only a reference can collide
-        existing = repo.find_by_reference(cur, principal.client_id, new.external_reference, lock=True)
-        if existing is None:  # pragma: no cover - the row that collided cannot vanish under ON CONFLICT
-            raise Conflict("This external_reference is being created right now; retry shortly.")
-        if existing.request_fingerprint != new.fingerprint:
-            raise Conflict("This external_reference already names a different meeting.")
-        if existing.status == Status.FAILED:
-            # A FAILED creation tried again: a new attempt, hence a new Calendar event id.
-            change(cur, existing, to=Status.PENDING, create_attempt=existing.create_attempt + 1,
-                   google_event_id=None, meet_link=None, meeting_code=None, conference_status=None,
-                   failure_reason=None, next_check_at=now + schedule.PENDING_RECHECK,
-                   next_sync_at=schedule.first_sync(existing.scheduled_end, settings))
-        return existing.id
+        # The colliding row is committed (the insert waited for it); its fingerprint never changes.
+        existing = repo.find_by_reference(cur, principal.client_id, new.external_reference)
+    _same_request(existing, new)
+    assert existing is not None
+    if existing.status == Status.FAILED:
+        with db.transaction() as cur:
+            failed = repo.get_meeting(cur, existing.id, lock=True)
+            if failed is not None and failed.status == Status.FAILED:
+                _try_again(cur, failed, settings=settings, now=now)
+    return existing.id
+
+
+def _same_request(existing: Meeting | None, new: NewMeeting) -> None:
+    """A reference already taken: the same body again is a replay; anything else a Conflict."""
+    if existing is None:  # pragma: no cover - meetings are never deleted
+        raise Conflict("This external_reference is being created right now; retry shortly.")
+    if existing.request_fingerprint != new.fingerprint:
+        raise Conflict("This external_reference already names a different meeting.")
+
+
+def _try_again(cur, failed: Meeting, *, settings: Settings, now: datetime) -> None:
+    """A FAILED creation tried again (its row locked): a new attempt, hence a new Calendar event id."""
+    change(cur, failed, to=Status.PENDING, create_attempt=failed.create_attempt + 1,
+           google_event_id=None, meet_link=None, meeting_code=None, conference_status=None,
+           failure_reason=None, next_check_at=now + schedule.PENDING_RECHECK,
+           next_sync_at=schedule.first_sync(failed.scheduled_end, settings))
 
 
 def _made_before(cur, principal: Principal, new: NewMeeting) -> bool:
@@ -192,21 +221,23 @@ def _made_before(cur, principal: Principal, new: NewMeeting) -> bool:
 
 
 def _complete(meeting_id: str, *, db: Database, calendar: CalendarPort, settings: Settings,
-              now: datetime, meet=None) -> Meeting | None:
-    """Give a PENDING meeting its event, Meet link and room policy under the row lock: the outcome, or None if done
-    before."""
+              now: datetime, meet=None) -> tuple[Meeting, bool]:
+    """Give a PENDING meeting its event, Meet link and room policy under the row lock.
+
+    Returns the meeting as it now is, and whether this call made the outcome (False if done before).
+    """
     with db.transaction() as cur:
         meeting = repo.get_meeting(cur, meeting_id, lock=True)
         assert meeting is not None  # reserved above; meetings are never deleted
         if meeting.status == Status.PENDING:
-            return finish_creation(cur, meeting, calendar=calendar, settings=settings, now=now, meet=meet)
+            return finish_creation(cur, meeting, calendar=calendar, settings=settings, now=now, meet=meet), True
         if meeting.status in (Status.CREATED, Status.SCHEDULED) and meeting.conference_status == "pending":
             event = calendar.get_event(meeting)
             if event is not None:
-                filled = store_conference(cur, meeting, event)
-                if filled.room_state == rooms.PENDING:
-                    room_service.apply_policy(cur, filled, meet=meet, now=now)
-    return None
+                meeting = store_conference(cur, meeting, event)
+                if meeting.room_state == rooms.PENDING:
+                    meeting = room_service.apply_policy(cur, meeting, meet=meet, now=now)
+    return meeting, False
 
 
 def finish_creation(cur, meeting: Meeting, *, calendar: CalendarPort, settings: Settings, now: datetime,
@@ -352,7 +383,7 @@ def _out(meeting: Meeting) -> MeetingOut:
 def get_meeting(meeting_id: str, *, principal: Principal, db: Database) -> MeetingOut:
     """One meeting the principal may see; NotFound otherwise (another client's meeting included)."""
     meeting_id = valid_id(meeting_id)
-    with db.transaction() as cur:
+    with db.read() as cur:  # one statement: no transaction needed around it
         meeting = repo.get_meeting(cur, meeting_id, client_id=_scope(principal))
     if meeting is None:
         raise NotFound("No meeting has this id.")
@@ -373,7 +404,7 @@ def list_meetings(query: MeetingListQuery, *, principal: Principal, db: Database
     """A page of meetings newest first; `next_page_token` continues it."""
     zone = ZoneInfo(settings.default_time_zone)
     after = decode_page_token(query.page_token, settings) if query.page_token else None
-    with db.transaction() as cur:
+    with db.read() as cur:
         found = repo.list_meetings(
             cur, client_id=_scope(principal), status=query.status.value if query.status else None,
             organizer_email=query.organizer_email, external_reference=query.external_reference,

@@ -24,7 +24,7 @@ def sync_meeting(meeting_id: str, *, attempt: int, db, meet, tasks, settings: Se
     """Store attendance, recordings and transcripts of one meeting; re-enqueue itself while data is missing."""
     meeting_id = valid_id(meeting_id)
     now = clock()
-    with db.transaction() as cur:
+    with db.read() as cur:
         meeting = repo.get_meeting(cur, meeting_id)
     if meeting is None:
         raise NotFound("No meeting has this id.")

@@ -30,9 +30,11 @@ def change(cur, meeting: Meeting, *, to: Status | None = None, **fields: Any) ->
         fields["status"] = to
     fields = {name: value for name, value in fields.items() if getattr(meeting, name) != value}
     if fields:
-        repo.write_meeting(cur, meeting.id, fields, expect_status=meeting.status)
-    after = repo.get_meeting(cur, meeting.id)
-    if after is None:  # pragma: no cover - meetings are never deleted, and the row lock is held
-        raise RuntimeError("the meeting vanished under its row lock")
+        after = repo.write_meeting(cur, meeting.id, fields, expect_status=meeting.status)  # the row as written
+    else:
+        found = repo.get_meeting(cur, meeting.id)  # rows written since the locked read may still be events
+        if found is None:  # pragma: no cover - meetings are never deleted, and the row lock is held
+            raise RuntimeError("the meeting vanished under its row lock")
+        after = found
     events.record(cur, meeting, after)
     return after

@@ -1,6 +1,7 @@
 """The HTTP edge every function shares: werkzeug routing from the route table, auth, bodies, problem+json."""
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import socket
@@ -23,6 +24,7 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
+import shared
 from shared import bootstrap, deadline, logs
 from shared.domain import errors
 from shared.settings import get_settings
@@ -171,6 +173,20 @@ def _read_up_to(stream, size: int) -> bytearray:
     return data
 
 
+_gc_waits_for_first_request = shared.GC_PAUSED_FOR_LOADING
+_gc_lock = threading.Lock()
+
+
+def _resume_gc() -> None:
+    """After the first request: what it loaded (driver, clients) frozen with the rest, collections back on."""
+    global _gc_waits_for_first_request
+    with _gc_lock:
+        if _gc_waits_for_first_request:
+            _gc_waits_for_first_request = False
+            gc.freeze()
+            gc.enable()
+
+
 class _Duplicate(Exception):
     pass
 
@@ -250,6 +266,8 @@ class FunctionApp:
                                       "Idempotency-Key replays)", settings.firestore_database)) if not on]
         if off:
             log.warning("%s: running without %s", name, "; without ".join(off))
+        if _gc_waits_for_first_request:
+            gc.freeze()  # before gunicorn forks the worker: its collections never touch what loading made
 
     def route(self, operation_id: str) -> Callable[[Handler], Handler]:
         """Register the handler of one operation of the route table."""
@@ -295,6 +313,8 @@ class FunctionApp:
         log.info("%s %s", request.method, operation, extra={
             "function": self.name, "operation": operation, "status": response.status_code,
             "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+        if _gc_waits_for_first_request:
+            _resume_gc()
         return response
 
     def _match(self, request: flask.Request) -> tuple[Route, dict[str, str]]:
@@ -324,12 +344,12 @@ class FunctionApp:
             # API Gateway moves the caller's header to X-Forwarded-Authorization and signs its own call.
             ctx.principal = authenticate_caller(deps.db, request.headers.get("Authorization"),
                                                 request.headers.get("X-Forwarded-Authorization"),
-                                                settings=deps.settings)
+                                                settings=deps.settings, cache=deps.key_cache)
         elif ctx.route.auth == "internal":
             from shared.services.auth import authenticate_internal
 
             ctx.principal = authenticate_internal(deps.db, request.headers.get("Authorization"),
-                                                  settings=deps.settings)
+                                                  settings=deps.settings, cache=deps.key_cache)
 
     def _answer(self, ctx: Context, route: Route, params: dict) -> flask.Response:
         """Run the handler, its refusals rendered as responses (so an Idempotency-Key can keep them)."""

@@ -8,10 +8,8 @@ import zoneinfo
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -20,9 +18,17 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
 )
+from pydantic import BaseModel as PydanticModel
 
 from shared.domain.meeting import Meeting, Status
 from shared.web import examples as ex
+
+
+class BaseModel(PydanticModel):
+    """Every model of the API boundary: validators and serializers are built on first use, not at import, so a
+    function's cold start pays only for the models its routes touch (a read never builds MeetingCreate)."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 def _clean_text(value: str) -> str:
@@ -38,6 +44,8 @@ def _clean_text(value: str) -> str:
 
 def _valid_email(value: str) -> str:
     # Validated, but kept as first spelled: emails compare case-insensitively elsewhere.
+    from email_validator import EmailNotValidError, validate_email  # only writes validate emails: not at import
+
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:

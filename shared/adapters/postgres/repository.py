@@ -31,7 +31,8 @@ _DETAILS = (
     " 'document_url', t.document_url) ORDER BY t.created_at, t.id), '[]')"
     " FROM transcripts t WHERE t.meeting_id = m.id) AS transcripts"
 )
-_SELECT = "SELECT " + ", ".join(f"m.{n}" for n in _NAMES) + ", " + _DETAILS + " FROM meetings m"
+_RETURNED = ", ".join(f"m.{n}" for n in _NAMES) + ", " + _DETAILS
+_SELECT = "SELECT " + _RETURNED + " FROM meetings m"
 # What the API shows of a meeting; writing only bookkeeping columns leaves updated_at alone.
 _BOOKKEEPING = frozenset({"next_check_at", "last_checked_at", "next_sync_at", "last_synced_at", "sync_attempts"})
 
@@ -59,25 +60,36 @@ def _one(cur) -> Meeting | None:
     return _meeting(row) if row is not None else None
 
 
-def insert_meeting(cur, meeting: Meeting) -> bool:
-    """Insert a PENDING meeting and its organizer and invitees; False when the client's reference exists."""
+def insert_meeting(cur, meeting: Meeting) -> Meeting | None:
+    """Insert a PENDING meeting with its organizer and invitees in one statement; the stored meeting (with its
+    timestamps), or None when the client's reference exists already."""
+    people = list(meeting.attendees)
     cur.execute(
-        "INSERT INTO meetings (id, client_id, external_reference, request_fingerprint, status, organizer_email,"
-        " title, description, time_zone, scheduled_start, scheduled_end, calendar_owner, next_check_at,"
-        " next_sync_at, room_access_type, room_auto_recording, room_auto_transcription, room_state)"
+        "WITH m AS (INSERT INTO meetings (id, client_id, external_reference, request_fingerprint, status,"
+        " organizer_email, title, description, time_zone, scheduled_start, scheduled_end, calendar_owner,"
+        " next_check_at, next_sync_at, room_access_type, room_auto_recording, room_auto_transcription, room_state)"
         " VALUES (:id, :client_id, :external_reference, :request_fingerprint, 'PENDING', :organizer_email,"
         " :title, :description, :time_zone, :scheduled_start, :scheduled_end, :calendar_owner, :next_check_at,"
         " :next_sync_at, :room_access_type, :room_auto_recording, :room_auto_transcription, :room_state)"
-        " ON CONFLICT (client_id, external_reference) DO NOTHING RETURNING id",
-        {name: getattr(meeting, name) for name in (
+        " ON CONFLICT (client_id, external_reference) DO NOTHING RETURNING id, created_at, updated_at),"
+        " p AS (INSERT INTO participants (meeting_id, email, role, position, invited_name, display_name)"
+        " SELECT m.id, x.email, x.role, x.position - 1, x.name, x.name FROM m,"
+        " unnest(CAST(:emails AS text[]), CAST(:roles AS text[]), CAST(:names AS text[]))"
+        " WITH ORDINALITY AS x(email, role, name, position))"
+        " SELECT created_at, updated_at FROM m",
+        {**{name: getattr(meeting, name) for name in (
             "id", "client_id", "external_reference", "request_fingerprint", "organizer_email", "title",
             "description", "time_zone", "scheduled_start", "scheduled_end", "calendar_owner", "next_check_at",
             "next_sync_at", "room_access_type", "room_auto_recording", "room_auto_transcription", "room_state")},
+         "emails": [p.email for p in people], "roles": [p.role for p in people],
+         "names": [p.invited_name for p in people]},
     )
-    if cur.fetchone() is None:
-        return False
-    replace_invitees(cur, meeting.id, list(meeting.attendees))
-    return True
+    row = cur.fetchone()
+    if row is None:
+        return None
+    stored = tuple(Participant(email=p.email, role=p.role, display_name=p.invited_name, invited_name=p.invited_name)
+                   for p in people)
+    return meeting.but(status=Status.PENDING, created_at=row[0], updated_at=row[1], participants=stored)
 
 
 def replace_invitees(cur, meeting_id: str, people: list[Participant]) -> None:
@@ -118,10 +130,12 @@ def get_meeting(cur, meeting_id: str, *, client_id: str | None = None, lock: boo
     return _one(cur)
 
 
-def write_meeting(cur, meeting_id: str, fields: dict[str, Any], *, expect_status: Status) -> None:
+def write_meeting(cur, meeting_id: str, fields: dict[str, Any], *, expect_status: Status) -> Meeting:
     """Write columns of a meeting whose status is still `expect_status`; only the transition point calls this.
 
-    Column names come from code (checked against the Meeting's fields), never from input.
+    Returns the meeting as it is after the write, with its participants and files (as a read in this transaction
+    would find them): one statement, no read-back. Column names come from code (checked against the Meeting's
+    fields), never from input.
     """
     unknown = set(fields) - COLUMNS
     if unknown:
@@ -130,10 +144,12 @@ def write_meeting(cur, meeting_id: str, fields: dict[str, Any], *, expect_status
     assignments = ", ".join(f"{name} = :{name}" for name in values)
     if set(values) - _BOOKKEEPING:
         assignments += ", updated_at = now()"
-    cur.execute(f"UPDATE meetings SET {assignments} WHERE id = :id__ AND status = :status__",
-                {**values, "id__": meeting_id, "status__": expect_status.value})
-    if cur.rowcount != 1:
+    cur.execute(f"UPDATE meetings AS m SET {assignments} WHERE m.id = :id__ AND m.status = :status__"
+                f" RETURNING {_RETURNED}", {**values, "id__": meeting_id, "status__": expect_status.value})
+    after = _one(cur)
+    if after is None:
         raise RuntimeError("the meeting changed under its row lock")  # a use case forgot to lock: a bug
+    return after
 
 
 def list_meetings(cur, *, client_id: str | None, status: str | None, organizer_email: str | None,

@@ -107,16 +107,15 @@ def record_event(cur, *, meeting_id: str, client_id: str, type: str, body_for, n
     cur.execute("SELECT coalesce(max(sequence), 0) + 1 FROM webhook_events WHERE meeting_id = :m", {"m": meeting_id})
     sequence = cur.fetchone()[0]
     event_id = str(uuid.uuid4())
+    # The event and its deliveries in one statement (the deliveries' foreign key is checked at its end).
     cur.execute(
-        "INSERT INTO webhook_events (id, meeting_id, client_id, sequence, type, body, created_at)"
-        " VALUES (:id, :m, :c, :seq, :type, :body, :now)",
+        "WITH ev AS (INSERT INTO webhook_events (id, meeting_id, client_id, sequence, type, body, created_at)"
+        " VALUES (:id, :m, :c, :seq, :type, :body, :now) RETURNING id)"
+        " INSERT INTO webhook_deliveries (id, event_id, endpoint_id, next_attempt_at)"
+        " SELECT gen_random_uuid(), ev.id, e.id, :now FROM ev, webhook_endpoints e"
+        " WHERE e.client_id = :c AND e.disabled_at IS NULL AND :type = ANY(e.event_types) RETURNING id",
         {"id": event_id, "m": meeting_id, "c": client_id, "seq": sequence, "type": type,
          "body": body_for(sequence), "now": now})
-    cur.execute(
-        "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, next_attempt_at)"
-        " SELECT gen_random_uuid(), :event, e.id, :now FROM webhook_endpoints e"
-        " WHERE e.client_id = :c AND e.disabled_at IS NULL AND :type = ANY(e.event_types) RETURNING id",
-        {"event": event_id, "c": client_id, "type": type, "now": now})
     notes.note(cur, NEW_DELIVERIES, *((str(row[0]), meeting_id) for row in cur.fetchall()))
     return event_id, sequence
 
