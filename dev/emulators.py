@@ -22,7 +22,16 @@
 #     used during the emulator's lifetime with ALREADY_EXISTS.
 #   - schedule_time: honoured; a future task is re-checked every ~0.1 s and
 #     sent once its time has passed.
-#   - oidc_token: ignored; no Authorization header is sent. The task's own
+#   - oidc_token: ignored by the stock server (no Authorization is sent). The
+#     launcher below, given OIDC credentials (start_cloud_tasks(oidc=...)),
+#     does what Cloud Tasks does: each HTTP task with an oidc_token is sent
+#     with `Authorization: Bearer <ID token>` of that service account for its
+#     audience (the task's URL when none is set), fetched from the Google
+#     token endpoint as google-auth's IDTokenCredentials does; a task naming
+#     an account it has no credentials for is refused at creation with
+#     PERMISSION_DENIED, as Cloud Tasks refuses an enqueuer without actAs on
+#     it. Without OIDC credentials, tasks go without Authorization.
+#   - The task's own
 #     headers are forwarded, plus X-CloudTasks-QueueName (full queue path),
 #     X-CloudTasks-TaskName (short name), X-CloudTasks-TaskRetryCount,
 #     X-CloudTasks-TaskExecutionCount and X-CloudTasks-TaskETA. Without an
@@ -30,7 +39,9 @@
 #   - Non-2xx answers (and connection errors, counted as 500): the task goes to
 #     the back of the queue and is retried about every 0.1 s with no backoff,
 #     forever unless --max-retries is given (max_retries=N means N+1 attempts).
-#     Dispatch has no timeout, so a hanging target blocks its queue.
+#     Stock dispatch has no timeout, so a hanging target blocks its queue; the
+#     launcher bounds each attempt by the task's dispatch_deadline (Cloud
+#     Tasks' default for HTTP targets, 10 minutes, when unset).
 #   - Queues are not auto-created: CreateTask on an unknown queue fails with
 #     FAILED_PRECONDITION. CreateQueue is idempotent (production answers
 #     ALREADY_EXISTS); GetQueue on an unknown queue fails with UNKNOWN.
@@ -69,12 +80,15 @@ LOOPBACK = "127.0.0.1"
 # Runs inside the tasks emulator's venv; patches the stock server before
 # handing over to its own command line.
 _TASKS_LAUNCHER = r'''
+import json
 import os
+import sys
 import threading
+import urllib.request
 from concurrent import futures
 
 import grpc
-from google.api_core.exceptions import AlreadyExists
+from google.api_core.exceptions import AlreadyExists, PermissionDenied
 from gcloud_tasks_emulator import __main__ as cli
 from gcloud_tasks_emulator import server
 
@@ -112,8 +126,52 @@ def _create_task_once(self, queue, task):
         return created
 
 
+# Cloud Tasks' part of OIDC: an ID token of the task's service account for its audience.
+# TASKS_EMULATOR_OIDC = {"token_uri": ..., "keys": {service account email: PEM key file}, "root": repository}.
+_OIDC = json.loads(os.environ.get("TASKS_EMULATOR_OIDC") or "null")
+_sources = {}
+if _OIDC:
+    sys.path.insert(0, _OIDC["root"])
+    from dev.id_tokens import IdTokenSource
+
+    _sources = {email: IdTokenSource(email, key, _OIDC["token_uri"]) for email, key in _OIDC["keys"].items()}
+
+
+def _checked_create_task(self, queue, task):
+    account = task.http_request.oidc_token.service_account_email
+    if _OIDC and account and account not in _sources:
+        raise PermissionDenied("The principal lacks iam.serviceAccounts.actAs on the task's service account.")
+    return _create_task_once(self, queue, task)
+
+
+_stock_request = server._make_task_request
+
+
+def _request_with_oidc(queue_name, task, host, port):
+    if not task.http_request.url:
+        return _stock_request(queue_name, task, host, port)
+    headers = dict(task.http_request.headers)
+    headers.update({
+        "X-CloudTasks-QueueName": queue_name,
+        "X-CloudTasks-TaskName": task.name.rsplit("/", 1)[-1],
+        "X-CloudTasks-TaskRetryCount": str(task.dispatch_count - 1),
+        "X-CloudTasks-TaskExecutionCount": str(task.dispatch_count - 1),
+        "X-CloudTasks-TaskETA": str(task.schedule_time.timestamp()) if task.schedule_time else "",
+    })
+    oidc = task.http_request.oidc_token
+    if _OIDC and oidc.service_account_email:
+        source = _sources[oidc.service_account_email]
+        headers["Authorization"] = "Bearer " + source.token(oidc.audience or task.http_request.url)
+    deadline = task.dispatch_deadline.total_seconds() if task.dispatch_deadline else 600.0
+    req = urllib.request.Request(task.http_request.url, method=task.http_request.http_method.name,
+                                 data=task.http_request.body, headers=headers)
+    server.logger.info("[TASKS] Requesting %s %s", req.method, req.full_url)
+    return urllib.request.urlopen(req, timeout=deadline)
+
+
 server.APIThread.run = _serve_on_loopback
-server.QueueState.create_task = _create_task_once
+server.QueueState.create_task = _checked_create_task
+server._make_task_request = _request_with_oidc
 cli.main()
 '''
 
@@ -244,8 +302,13 @@ def start_cloud_tasks(
     log_dir: Path | None = None,
     timeout: float = 60,
     extra_queues: tuple[str, ...] = (),
+    oidc: dict | None = None,
 ) -> Emulator:
-    """Start the Cloud Tasks emulator on 127.0.0.1:port and make sure the queue (and `extra_queues`) exist."""
+    """Start the Cloud Tasks emulator on 127.0.0.1:port and make sure the queue (and `extra_queues`) exist.
+
+    `oidc` = {"token_uri": ..., "keys": {service account email: PEM key file}} lets it attach ID tokens of those
+    accounts to the tasks that ask for one (`oidc_token`), as Cloud Tasks does.
+    """
     python = _ensure_tasks_venv(log_dir)
     _ensure_port_free(port)
     host_port = f"{LOOPBACK}:{port}"
@@ -257,6 +320,9 @@ def start_cloud_tasks(
     # The emulator venv must not see the product's packages (protobuf 6).
     for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
         env.pop(name, None)
+    env.pop("TASKS_EMULATOR_OIDC", None)
+    if oidc:
+        env["TASKS_EMULATOR_OIDC"] = json.dumps({**oidc, "root": str(REPO_ROOT)})
     emulator = _spawn("cloud-tasks", cmd, host_port, env, log_dir)
     started = time.monotonic()
     _wait_until(emulator, lambda: _accepts_connections(port), timeout)
@@ -325,8 +391,10 @@ def _log_tail(emulator: Emulator, lines: int = 30) -> str:
 
 
 def _ensure_port_free(port: int) -> None:
-    # A leftover emulator on the same port would otherwise pass the readiness check.
+    # A leftover emulator on the same port would otherwise pass the readiness check. Connections of a stopped one
+    # left in TIME_WAIT do not count (the servers bind with SO_REUSEADDR too), so it can be restarted on its port.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError as exc:

@@ -11,10 +11,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TypeVar
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 
-from dev.gateway import Gateway, routed_functions
+from dev.gateway import Gateway, GatewayRequestHandler, routed_functions
+from dev.id_tokens import IdTokenSource
 from dev.pg import ROOT, embedded, state_dir
 
 log = logging.getLogger("stack")
@@ -56,6 +58,35 @@ def delegation_identity(state: Path) -> tuple[str, str, Path]:
     return str(key_file), account, public
 
 
+# The accounts Cloud Tasks and Cloud Scheduler (the invoker) and API Gateway present ID tokens of. Their keys are made
+# under the state dir and trusted by the Google root like uploaded service-account keys; in the cloud Google mints
+# those tokens itself (docs/decisions/0009).
+LOCAL_INVOKER_SA = "meet-invoker@local-dev.iam.gserviceaccount.com"
+LOCAL_GATEWAY_SA = "meet-gateway@local-dev.iam.gserviceaccount.com"
+ID_TOKEN_KEY = "google-id-token-key.pem"  # the fake Google's own signing key of the ID tokens it issues
+
+
+def service_account_key(state: Path, name: str) -> tuple[Path, Path]:
+    """A service account's key under the state dir (made once) and its public half, for the Google root to trust."""
+    from dev.fake_google.identity import ensure_private_key, public_key_pem
+
+    key = ensure_private_key(state / f"{name}-key.pem")
+    public = state / f"{name}-key.pub.pem"
+    public.write_text(public_key_pem(key.read_text()))
+    return key, public
+
+
+def secret_file(path: Path) -> str:
+    """A random secret kept in `path` (owner-only), made on first use: local stand-in for a Secret Manager secret."""
+    import secrets
+
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
 def trust_key(google_root: str, account: str, public: Path) -> None:
     """Tell a Google root given by GOOGLE_API_ROOT which key signs for the account, if it is this product's fake."""
     from dev.fake_google import FakeGoogleControl, FakeGoogleControlError
@@ -70,50 +101,200 @@ def trust_key(google_root: str, account: str, public: Path) -> None:
         control.close()
 
 
-class _AccessLog(WSGIRequestHandler):
-    """Access lines without the query string: filters such as organizer_email carry personal data."""
+class Component:
+    """One part of the stack that Cloud Run (or Google) would keep running: restarted when it dies."""
 
-    def log_request(self, code="-", size="-"):
-        log.info("%s %s -> %s", self.command, self.path.split("?", 1)[0], getattr(code, "value", code))
+    name: str
+
+    def alive(self) -> bool:
+        raise NotImplementedError
+
+    def exit_code(self) -> int | None:
+        return None
+
+    def restart(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class Process(Component):
+    """A process in a process group of its own (a function under functions-framework, the fake Google)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int | None = None):
+        self.name, self.argv, self.env, self.port = name, argv, env, port
+        self.process = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(self.argv, env=self.env, cwd=ROOT, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.process.poll()
+
+    def restart(self) -> None:
+        # What is left of its group (gunicorn workers outliving their master) goes first, freeing the port.
+        _kill_group(self.process.pid)
+        if self.port is not None:
+            _wait_port_free(self.port, 15)
+        self.process = self._spawn()
+        if self.port is not None:
+            wait_for_port(self.port, self.process, 60, self.name)
+
+    def signal_stop(self) -> None:
+        if self.process.poll() is None:
+            _signal_group(self.process.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        self.signal_stop()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in time; killing it", self.name)
+        _kill_group(self.process.pid)
+
+
+class EmulatorSlot(Component):
+    """An emulator, started again on the same port by the same call when it dies."""
+
+    def __init__(self, name: str, start):
+        self.name, self._start = name, start
+        self.emulator = start()
+
+    def alive(self) -> bool:
+        return self.emulator.process.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.emulator.process.poll()
+
+    def restart(self) -> None:
+        self.emulator.stop(timeout=5)
+        self.emulator = self._start()
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
+class EmbeddedPostgres(Component):
+    """The embedded PostgreSQL: started again on the same data directory (and socket) when its postmaster dies."""
+
+    name = "postgresql"
+
+    def __init__(self, server):
+        self.server = server
+
+    def alive(self) -> bool:
+        from pgserver.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.server.pgdata)
+        return info is not None and info.is_running()
+
+    def restart(self) -> None:
+        with self.server._lock:  # pgserver's own start path, as get_server takes it
+            self.server.ensure_postgres_running()
+
+    def stop(self) -> None:
+        self.server.cleanup()
+
+
+C = TypeVar("C", bound=Component)
 
 
 class Stack:
-    """Starts each component in its own process group and stops them all, newest first."""
+    """Starts each component in its own process group, restarts what dies, and stops them all, newest first."""
+
+    # A component that keeps dying is retried after 1, 2, 4... seconds, at most this long apart.
+    MAX_BACKOFF = 30.0
 
     def __init__(self):
-        self.processes: list[tuple[str, subprocess.Popen]] = []
-        self.emulators: list = []
-        self.pg_server = None
+        self.components: list[Component] = []
         self.gateway_server = None
+        self._failures: dict[str, tuple[int, float]] = {}  # name -> (consecutive failures, next attempt)
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-        process = subprocess.Popen(argv, env=env, cwd=ROOT, start_new_session=True)
-        self.processes.append((name, process))
-        return process
+    def add(self, component: C) -> C:
+        self.components.append(component)
+        return component
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str], port: int | None = None) -> Process:
+        return self.add(Process(name, argv, env, port))
+
+    def heal(self) -> bool:
+        """Restart whatever has died since the last look (as Cloud Run replaces a crashed instance); True when
+        something was restarted."""
+        healed = False
+        for component in self.components:
+            if component.alive():
+                continue
+            failures, next_attempt = self._failures.get(component.name, (0, 0.0))
+            if time.monotonic() < next_attempt:
+                continue
+            log.error("%s is down (exit code %s); restarting it", component.name, component.exit_code())
+            try:
+                component.restart()
+            except Exception as exc:  # it is tried again after a backoff; the rest of the stack keeps serving
+                failures += 1
+                wait = min(self.MAX_BACKOFF, 2.0 ** (failures - 1))
+                log.error("%s did not restart (%s); next try in %.0f s", component.name, exc, wait)
+                self._failures[component.name] = (failures, time.monotonic() + wait)
+                continue
+            self._failures.pop(component.name, None)
+            log.info("%s restarted", component.name)
+            healed = True
+        return healed
 
     def stop(self) -> None:
         if self.gateway_server is not None:
             self.gateway_server.shutdown()
-        for _, process in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for name, process in reversed(self.processes):
+        # Every process is told at once, then each is waited for (and its group killed if it lingers).
+        for component in reversed(self.components):
+            if isinstance(component, Process):
+                component.signal_stop()
+        for component in reversed(self.components):
             try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in time; killing it", name)
-                os.killpg(process.pid, signal.SIGKILL)
-        for emulator in reversed(self.emulators):
-            emulator.stop()
-        if self.pg_server is not None:
-            self.pg_server.cleanup()
+                component.stop()
+            except Exception as exc:
+                log.warning("could not stop %s: %s", component.name, exc)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _kill_group(pgid: int) -> None:
+    from dev.emulators import process_group_members
+
+    _signal_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while process_group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _wait_port_free(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as probe:
+            # As the servers bind: connections of the old process left in TIME_WAIT do not hold the port.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"port {port} is still taken") from None
+        time.sleep(0.1)
 
 
 def ensure_key(db_url: str, path: Path, *, name: str = "local-dev", role: str = "service") -> str:
     """A ready-to-use key, kept under the state dir and reused while it stays valid."""
-    from shared.services import auth
     from shared.adapters.postgres.db import Database, local_connector
     from shared.domain.errors import Unauthenticated
+    from shared.services import auth
 
     db = Database(local_connector(db_url), size=1)
     try:
@@ -145,19 +326,21 @@ def webhook_env(state: Path, base: str) -> dict[str, str]:
             "WEBHOOK_ALLOW_LOOPBACK_HTTP": os.environ.get("WEBHOOK_ALLOW_LOOPBACK_HTTP", "true")}
 
 
-def scheduler_loop(base: str, key: str, interval: float, stopping: threading.Event) -> None:
-    """Cloud Scheduler's part: POST `{}` to each sweep every `interval` seconds."""
+def scheduler_loop(urls: list[str], invoker, interval: float, stopping: threading.Event) -> None:
+    """Cloud Scheduler's part: POST `{}` to each sweep every `interval` seconds with the invoker's ID token, whose
+    audience is the sweep's URL (as infra/terraform/scheduler.tf has it)."""
     import urllib.request
 
     while not stopping.wait(interval):
-        for path in ("/internal/check-status", "/internal/sync-recordings", "/internal/deliver-webhooks"):
-            request = urllib.request.Request(base + path, data=b"{}", method="POST", headers={
-                "Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+        for url in urls:
+            path = url.rsplit("/", 1)[-1]
             try:
+                request = urllib.request.Request(url, data=b"{}", method="POST", headers={
+                    "Content-Type": "application/json", "Authorization": f"Bearer {invoker.token(url)}"})
                 with urllib.request.urlopen(request, timeout=300) as response:
-                    log.info("sweep %s: %s", path.rsplit("/", 1)[-1], response.read().decode()[:300])
+                    log.info("sweep %s: %s", path, response.read().decode()[:300])
             except Exception as exc:  # a failed sweep is reported and tried again at the next tick
-                log.warning("sweep %s failed: %s", path, exc)
+                log.warning("sweep %s failed: %s", path, type(exc).__name__)
 
 
 def main() -> int:
@@ -176,7 +359,8 @@ def main() -> int:
     try:
         db_url = os.environ.get("DATABASE_URL")
         if not db_url:
-            stack.pg_server, db_url = embedded(state / "pgdata")
+            server, db_url = embedded(state / "pgdata")
+            stack.add(EmbeddedPostgres(server))
             log.info("embedded PostgreSQL ready (data in %s)", state / "pgdata")
         from shared.adapters.postgres import migrate
         from shared.adapters.postgres.db import Database, local_connector
@@ -187,25 +371,37 @@ def main() -> int:
         log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
 
         key_file, delegation_sa, public_key = delegation_identity(state)
+        invoker_key, invoker_public = service_account_key(state, "invoker")
+        gateway_key, gateway_public = service_account_key(state, "gateway")
+        accounts = {delegation_sa: public_key, LOCAL_INVOKER_SA: invoker_public, LOCAL_GATEWAY_SA: gateway_public}
         google_root = os.environ.get("GOOGLE_API_ROOT")
         if not google_root:
             port = int(os.environ.get("FAKE_GOOGLE_PORT") or free_port())
+            trusted = [arg for account, public in accounts.items() for arg in ("--service-account",
+                                                                                f"{account}={public}")]
             fake = stack.spawn("fake-google", [sys.executable, "-m", "dev.fake_google", "--host", "127.0.0.1",
-                                               "--port", str(port), "--service-account",
-                                               f"{delegation_sa}={public_key}"], dict(os.environ))
-            wait_for_port(port, fake, 30, "fake Google")
+                                               "--port", str(port), "--id-token-key", str(state / ID_TOKEN_KEY),
+                                               "--state-file", str(state / "fake-google.json"), *trusted],
+                               dict(os.environ), port=port)
+            wait_for_port(port, fake.process, 30, "fake Google")
             google_root = f"http://127.0.0.1:{port}/"
         else:
-            trust_key(google_root, delegation_sa, public_key)
+            google_root = google_root.rstrip("/") + "/"
+            for account, public in accounts.items():
+                trust_key(google_root, account, public)
+        token_uri = f"{google_root}token"
+        invoker = IdTokenSource(LOCAL_INVOKER_SA, invoker_key, token_uri)
 
         from dev import emulators
 
-        firestore = emulators.start_firestore(free_port(), project=PROJECT, data_dir=state / "firestore",
-                                              log_dir=state / "logs")
-        stack.emulators.append(firestore)
-        cloud_tasks = emulators.start_cloud_tasks(free_port(), project=PROJECT, location=LOCATION, queue=QUEUE,
-                                                  log_dir=state / "logs", extra_queues=(WEBHOOK_QUEUE,))
-        stack.emulators.append(cloud_tasks)
+        firestore_port, tasks_port = free_port(), free_port()
+        firestore = stack.add(EmulatorSlot("firestore", lambda: emulators.start_firestore(
+            firestore_port, project=PROJECT, data_dir=state / "firestore", log_dir=state / "logs"))).emulator
+        # Restarted, it has forgotten its queued tasks (its state is in memory): the sweeps enqueue what is due.
+        cloud_tasks = stack.add(EmulatorSlot("cloud-tasks", lambda: emulators.start_cloud_tasks(
+            tasks_port, project=PROJECT, location=LOCATION, queue=QUEUE, log_dir=state / "logs",
+            extra_queues=(WEBHOOK_QUEUE,),
+            oidc={"token_uri": token_uri, "keys": {LOCAL_INVOKER_SA: str(invoker_key)}}))).emulator
         base = f"http://127.0.0.1:{gateway_port}"
         # The clinic's Workspace in miniature, unless the environment names another.
         workspace = {"WORKSPACE_DOMAIN": os.environ.get("WORKSPACE_DOMAIN") or "clinica.com",
@@ -217,34 +413,45 @@ def main() -> int:
                    TASKS_QUEUE=f"projects/{PROJECT}/locations/{LOCATION}/queues/{QUEUE}",
                    CHECK_STATUS_URL=f"{base}/internal/check-status",
                    SYNC_RECORDINGS_URL=f"{base}/internal/sync-recordings",
+                   # Internal functions take the invoker's ID tokens, verified against the Google root's
+                   # certificates exactly as against Google's in the cloud.
+                   TASKS_INVOKER_SA=LOCAL_INVOKER_SA, OIDC_CERTS_URL=f"{google_root}oauth2/v1/certs",
+                   PAGE_TOKEN_KEY=os.environ.get("PAGE_TOKEN_KEY") or secret_file(state / "page-token-key"),
                    **webhook_env(state, base))
-        functions: dict[str, str] = {}
-        started: list[tuple[str, int, subprocess.Popen]] = []
+        ports = {name: free_port() for name in routed_functions()}
+        functions = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        # Public functions read X-Forwarded-Authorization only beside the gateway's ID token, whose audience is the
+        # function's address (as API Gateway's is).
+        env.update(GATEWAY_SA=LOCAL_GATEWAY_SA, OIDC_AUDIENCES=json.dumps(list(functions.values())))
         ff = str(Path(sys.executable).with_name("functions-framework"))
-        for name in routed_functions():
-            port = free_port()
-            process = stack.spawn(name, [ff, "--target", name, "--source", str(ROOT / "functions" / name / "main.py"),
-                                         "--host", "127.0.0.1", "--port", str(port)], env)
-            started.append((name, port, process))
-            functions[name] = f"http://127.0.0.1:{port}"
-        for name, port, process in started:
-            wait_for_port(port, process, 60, f"function {name}")
+        started = [stack.spawn(name, [ff, "--target", name, "--source", str(ROOT / "functions" / name / "main.py"),
+                                      "--host", "127.0.0.1", "--port", str(port)], env, port=port)
+                   for name, port in ports.items()]
+        for function in started:
+            wait_for_port(ports[function.name], function.process, 60, f"function {function.name}")
 
-        # Cloud Tasks attaches the invoker's OIDC token in the cloud; the emulator attaches nothing, so the
-        # gateway stands in for that and presents a local admin key on task deliveries.
-        invoker_key = ensure_key(db_url, state / "invoker-api-key", name="local-invoker", role="admin")
-        stack.gateway_server = make_server("127.0.0.1", gateway_port,
-                                           Gateway(functions, task_auth=f"Bearer {invoker_key}"), threaded=True,
-                                           request_handler=_AccessLog)
+        # The gateway signs its calls to the public functions as API Gateway does, and adds nothing to internal
+        # ones: task deliveries and sweeps carry the invoker's ID token themselves.
+        gateway = Gateway(functions, identity=IdTokenSource(LOCAL_GATEWAY_SA, gateway_key, token_uri),
+                          body_seconds=float(os.environ.get("BODY_READ_TIMEOUT_SECONDS") or 10))
+        stack.gateway_server = make_server("127.0.0.1", gateway_port, gateway, threaded=True,
+                                           request_handler=GatewayRequestHandler)
         threading.Thread(target=stack.gateway_server.serve_forever, daemon=True).start()
         key = ensure_key(db_url, state / "dev-api-key")
         interval = float(os.environ.get("SWEEP_INTERVAL_SECONDS", "60"))
         if interval > 0:
-            threading.Thread(target=scheduler_loop, args=(base, invoker_key, interval, stopping), daemon=True).start()
-        (state / "stack.json").write_text(json.dumps(
-            {"gateway": base, "google_api_root": google_root, "functions": functions, "pid": os.getpid(),
-             "firestore": firestore.host_port, "cloud_tasks": cloud_tasks.host_port,
-             "tasks_queue": env["TASKS_QUEUE"], "project": PROJECT}, indent=2))
+            sweeps = [env["CHECK_STATUS_URL"], env["SYNC_RECORDINGS_URL"], env["DELIVER_WEBHOOKS_URL"]]
+            threading.Thread(target=scheduler_loop, args=(sweeps, invoker, interval, stopping), daemon=True).start()
+        def write_info() -> None:
+            (state / "stack.json").write_text(json.dumps(
+                {"gateway": base, "google_api_root": google_root, "functions": functions, "pid": os.getpid(),
+                 "pids": {**{c.name: c.process.pid for c in stack.components if isinstance(c, Process)},
+                          **{c.name: c.emulator.process.pid for c in stack.components if isinstance(c, EmulatorSlot)}},
+                 "firestore": firestore.host_port, "cloud_tasks": cloud_tasks.host_port,
+                 "tasks_queue": env["TASKS_QUEUE"], "tasks_invoker_sa": LOCAL_INVOKER_SA, "project": PROJECT},
+                indent=2))
+
+        write_info()
         print(f"\nMeet middleware is serving at {base}\n"
               f"  API docs:       {base}/v1/docs\n"
               f"  OpenAPI:        {base}/v1/openapi.json\n"
@@ -254,14 +461,13 @@ def main() -> int:
               f"  Firestore:      {firestore.host_port} (emulator)\n"
               f"  Cloud Tasks:    {cloud_tasks.host_port} (emulator, queue {QUEUE})\n"
               f"  Sweeps:         every {interval:g} s\n"
+              f"  Invoker:        {LOCAL_INVOKER_SA} (ID tokens of tasks and sweeps)\n"
               + "".join(f"  {n:<16}{u}\n" for n, u in functions.items())
               + f"  API key:        {key}\n"
               f"Press Ctrl-C to stop.\n", flush=True)
         while not stopping.wait(1.0):
-            for name, process in stack.processes:
-                if process.poll() is not None:
-                    log.error("%s exited with code %s; stopping the stack", name, process.returncode)
-                    return 1
+            if stack.heal():
+                write_info()
         log.info("stopping")
         return 0
     except Exception as exc:  # start-up failures are reported plainly, then everything started is stopped

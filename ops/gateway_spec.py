@@ -34,7 +34,10 @@ def public_functions() -> list[str]:
 
 
 def _backend(url: str) -> dict[str, Any]:
-    return {"address": url, "path_translation": "APPEND_PATH_TO_ADDRESS", "deadline": BACKEND_DEADLINE_SECONDS}
+    # The gateway signs each call with an ID token of its account for this audience; the function reads the
+    # caller's X-Forwarded-Authorization only beside that token (shared/services/auth.py, authenticate_caller).
+    return {"address": url, "jwt_audience": url, "path_translation": "APPEND_PATH_TO_ADDRESS",
+            "deadline": BACKEND_DEADLINE_SECONDS}
 
 
 def _path_params(names: list[str]) -> list[dict[str, Any]]:

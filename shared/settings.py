@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # The delegation identity of a local Google root (`make run` makes the key once and has its fake trust it).
 LOCAL_DELEGATION_SA = "meet-delegation@local-dev.iam.gserviceaccount.com"
 LOCAL_SIGNING_KEY = "google-signing-key.pem"
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 
 def local_state_dir() -> Path:
@@ -82,11 +83,16 @@ class Settings(DatabaseSettings, FirestoreSettings, TasksSettings):
     default_calendar_owner: str | None = Field(None, description="calendar for organizers outside the domain")
     google_num_retries: int = Field(4, ge=0, le=10)
     google_timeout_seconds: float = Field(20.0, gt=0)
+    google_deadline_seconds: float = Field(
+        30.0, gt=0, description="all the time a public request may wait on Google, retries included (then 503)")
     conference_wait_seconds: float = Field(10.0, ge=0)
     conference_poll_interval_seconds: float = Field(0.5, gt=0)
 
     # Background work: Cloud Tasks for one meeting, Cloud Scheduler sweeps, the Firestore ledger.
-    oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    gateway_sa: str | None = Field(None, description="the account API Gateway calls the public functions as; only "
+                                   "beside its ID token is X-Forwarded-Authorization read")
+    oidc_certs_url: str = Field(GOOGLE_CERTS_URL, description="Google's ID-token certificates; with "
+                                "GOOGLE_API_ROOT by default that root's /oauth2/v1/certs")
     oidc_audiences: list[str] = Field(default_factory=list, description="further accepted OIDC audiences")
     status_check_delay_minutes: int = Field(5, ge=0, description="first status check after scheduled_end")
     recording_sync_delay_minutes: int = Field(10, ge=0, description="first recording sync after scheduled_end")
@@ -117,7 +123,11 @@ class Settings(DatabaseSettings, FirestoreSettings, TasksSettings):
                                   "RESTRICTED, only invitees")
 
     # HTTP.
+    page_token_key: SecretStr | None = Field(
+        None, description="HMAC key(s) of page tokens, comma-separated, the first signing (Secret Manager in the "
+                          "cloud; make run makes one under .local/)")
     max_body_bytes: int = 64 * 1024
+    body_read_timeout_seconds: float = Field(10.0, gt=0, le=300, description="a body not in within this is a 408")
     retry_after_seconds: int = 5
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -128,6 +138,18 @@ class Settings(DatabaseSettings, FirestoreSettings, TasksSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    def page_token_keys(self) -> list[bytes]:
+        """The page-token keys, the signing one first (none when unset)."""
+        value = self.page_token_key.get_secret_value() if self.page_token_key else ""
+        return [part.strip().encode() for part in value.split(",") if part.strip()]
+
+    @field_validator("page_token_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and any(len(k.strip()) < 32 for k in value.get_secret_value().split(",") if k.strip()):
+            raise ValueError("each PAGE_TOKEN_KEY key needs at least 32 characters")
         return value
 
     @field_validator("webhook_secrets_key")
@@ -157,6 +179,9 @@ class Settings(DatabaseSettings, FirestoreSettings, TasksSettings):
     @model_validator(mode="after")
     def _google_identity(self) -> "Settings":
         if self.google_api_root:
+            # A Google root stands for all of Google, the publisher of ID-token certificates included.
+            if "oidc_certs_url" not in self.model_fields_set:
+                self.oidc_certs_url = f"{self.google_api_root}oauth2/v1/certs"
             # A local Google root: by default the identity `make run` made under .local/, which its fake trusts, so
             # a function run alone needs only DATABASE_URL and GOOGLE_API_ROOT.
             self.google_delegation_sa = self.google_delegation_sa or LOCAL_DELEGATION_SA

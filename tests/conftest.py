@@ -69,6 +69,8 @@ def checkout_first_on_path():
 
 
 LOCAL_DELEGATION_SA = "meet-delegation@local-dev.iam.gserviceaccount.com"
+# The account Cloud Tasks signs task deliveries as: the session's tasks emulator holds its key, the fake trusts it.
+LOCAL_INVOKER_SA = "meet-invoker@local-dev.iam.gserviceaccount.com"
 IDENTITY_ENV = ("GOOGLE_SIGNING_KEY_FILE", "GOOGLE_DELEGATION_SA")
 
 
@@ -79,10 +81,13 @@ def google_identity(tmp_path_factory):
     In the environment for the whole session, so functions started as subprocesses have it too."""
     from dev.fake_google.identity import ensure_private_key
 
-    key_file = ensure_private_key(tmp_path_factory.mktemp("google-identity") / "delegation-key.pem")
+    keys = tmp_path_factory.mktemp("google-identity")
+    key_file = ensure_private_key(keys / "delegation-key.pem")
+    invoker_key = ensure_private_key(keys / "invoker-key.pem")
     saved = {name: os.environ.get(name) for name in IDENTITY_ENV}
     os.environ.update(GOOGLE_SIGNING_KEY_FILE=str(key_file), GOOGLE_DELEGATION_SA=LOCAL_DELEGATION_SA)
-    yield SimpleNamespace(key_file=key_file, service_account=LOCAL_DELEGATION_SA, private_key=key_file.read_text())
+    yield SimpleNamespace(key_file=key_file, service_account=LOCAL_DELEGATION_SA, private_key=key_file.read_text(),
+                          invoker=LOCAL_INVOKER_SA, invoker_key=invoker_key)
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)
@@ -95,7 +100,8 @@ def fake_google(google_identity):
     """The product's fake Google Workspace on loopback, shared by the session, reset per test by users."""
     from dev.fake_google import FakeGoogle
 
-    server = FakeGoogle(service_accounts={google_identity.service_account: google_identity.private_key}).start()
+    server = FakeGoogle(service_accounts={google_identity.service_account: google_identity.private_key,
+                                          google_identity.invoker: google_identity.invoker_key.read_text()}).start()
     yield server
     server.stop()
 
@@ -140,16 +146,20 @@ def function_env(monkeypatch, pg_url, fake_google, google):
 
 
 @pytest.fixture(scope="session")
-def tasks_emulator(tmp_path_factory):
-    """The Cloud Tasks emulator with queue meet-tasks, shared by the session; task names must be unique per test."""
+def tasks_emulator(tmp_path_factory, fake_google, google_identity):
+    """The Cloud Tasks emulator with queue meet-tasks, shared by the session; task names must be unique per test.
+
+    Tasks that ask for an OIDC token get one of LOCAL_INVOKER_SA (the only account it may act as), from the fake."""
     from types import SimpleNamespace
 
     from dev.emulators import free_port, start_cloud_tasks
 
     project, location, queue = "meet-test", "us-central1", "meet-tasks"
     emulator = start_cloud_tasks(free_port(), project=project, location=location, queue=queue,
-                                 max_retries=2, log_dir=tmp_path_factory.mktemp("tasks-emulator"))
-    yield SimpleNamespace(host_port=emulator.host_port,
+                                 max_retries=2, log_dir=tmp_path_factory.mktemp("tasks-emulator"),
+                                 oidc={"token_uri": fake_google.token_uri,
+                                       "keys": {google_identity.invoker: str(google_identity.invoker_key)}})
+    yield SimpleNamespace(host_port=emulator.host_port, invoker=google_identity.invoker,
                           queue_path=f"projects/{project}/locations/{location}/queues/{queue}")
     emulator.stop()
 

@@ -1,7 +1,9 @@
 """Run the fake Google Workspace server: python -m dev.fake_google --host 127.0.0.1 --port 8765.
 
 --service-account EMAIL=KEY.pem (repeatable) trusts assertions signed by that key (public or private PEM) for that
-service account, as Google trusts a service account's uploaded keys.
+service account, as Google trusts a service account's uploaded keys. --id-token-key KEY.pem is the key the ID tokens
+it issues are signed with (made there when missing, so a restart keeps their certificates). --state-file WORLD.json
+keeps the world across restarts.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--service-account", action="append", default=[], metavar="EMAIL=KEY.pem",
                         help="trust this key for this service account's assertions (repeatable)")
+    parser.add_argument("--id-token-key", type=Path, default=None, metavar="KEY.pem",
+                        help="sign ID tokens with this RSA key (created when missing)")
+    parser.add_argument("--state-file", type=Path, default=None, metavar="WORLD.json",
+                        help="keep the world (events, spaces, conferences, files, users) in this file across restarts")
     args = parser.parse_args(argv)
     accounts: dict[str, list[str]] = {}
     for item in args.service_account:
@@ -39,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
 
-    server = FakeGoogle(host=args.host, port=args.port, service_accounts=accounts).start()
+    server = FakeGoogle(host=args.host, port=args.port, service_accounts=accounts,
+                        id_token_key=args.id_token_key, state_file=args.state_file).start()
     logger.info("ready: %s", server.url)
     try:
         while not stopping.wait(0.5):

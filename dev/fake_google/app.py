@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .identity import TokenRefused
+from .identity import CERTS_PATH, TokenRefused
 from .state import UNSET, FakeWorld, GoogleError
 
 logger = logging.getLogger(__name__)
@@ -23,10 +23,13 @@ CONTROL_PREFIX = "/_fake/"
 SERVICE_PATHS = ("/calendar/v3/", "/drive/v3/")
 
 TOKEN_OPERATION = "oauth2.token"
+CERTS_OPERATION = "oauth2.certs"
+# Reached without a bearer token, as at Google.
+_OPEN_OPERATIONS = (TOKEN_OPERATION, CERTS_OPERATION, "unmatched")
 
 # Operation names follow the discovery documents' method ids.
 OPERATIONS = (
-    TOKEN_OPERATION,
+    TOKEN_OPERATION, CERTS_OPERATION,
     "calendar.events.insert", "calendar.events.get", "calendar.events.list", "calendar.events.patch",
     "calendar.events.update", "calendar.events.delete", "calendar.freebusy.query",
     "meet.spaces.create", "meet.spaces.get", "meet.spaces.patch", "meet.spaces.endActiveConference",
@@ -136,7 +139,7 @@ def create_app(world: FakeWorld) -> Flask:
         delay = world.latency_for(g.operation, request.method, request.path)
         if delay:
             time.sleep(delay)
-        if g.operation not in (TOKEN_OPERATION, "unmatched"):
+        if g.operation not in _OPEN_OPERATIONS:
             # Google checks the bearer token and its scopes before the service sees the request.
             g.caller = world.authenticate(request.headers.get("Authorization"), g.operation)
         fault = world.take_fault(g.operation, request.method, request.path)
@@ -185,6 +188,13 @@ def create_app(world: FakeWorld) -> Flask:
         except TokenRefused as refused:
             logger.info("token refused: %s", refused)
             return _token_error(refused)
+
+    @api(CERTS_PATH, CERTS_OPERATION)
+    def certs() -> Response:
+        # What ID tokens (`id_token` answers of /token) are verified against; cacheable like Google's.
+        resp = jsonify(world.id_tokens.certs())
+        resp.headers["Cache-Control"] = "public, max-age=3600"
+        return resp
 
     # ------------------------------------------------------------------ Calendar v3
 

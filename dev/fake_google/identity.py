@@ -166,6 +166,11 @@ class AccessTokens:
     def __init__(self, secret: bytes | None = None) -> None:
         self._secret = secret or os.urandom(32)
 
+    @property
+    def secret(self) -> bytes:
+        """The key tokens are signed with (kept with a persisted world, so its tokens outlive a restart)."""
+        return self._secret
+
     def _mac(self, body: str) -> str:
         return _b64encode(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
 
@@ -193,3 +198,53 @@ class AccessTokens:
             return None
         return Caller(email=data["email"], scopes=frozenset(data["scopes"]), service_account=data.get("sa"),
                       delegated=bool(data.get("delegated")))
+
+
+# Google signs ID tokens with keys it publishes at https://www.googleapis.com/oauth2/v1/certs (x509 PEM by key id);
+# google.oauth2.id_token.verify_token reads that format.
+ID_TOKEN_ISSUER = "https://accounts.google.com"
+CERTS_PATH = "/oauth2/v1/certs"
+ID_TOKEN_LIFETIME = 3600
+
+
+class IdTokenIssuer:
+    """Google's ID-token signer in miniature: one RSA key (kept in a file when given one) and its certificate."""
+
+    def __init__(self, key_file: Path | None = None) -> None:
+        pem = ensure_private_key(key_file).read_text() if key_file else generate_private_key_pem()
+        self._key = serialization.load_pem_private_key(pem.encode(), password=None)
+        public = self._key.public_key()
+        der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        # The key id follows the key, so a restarted server with the same key file keeps the certificates (and the
+        # tokens) its verifiers cached valid.
+        self.kid = hashlib.sha256(der).hexdigest()[:40]
+        self._cert = _self_signed(self._key, self.kid)
+
+    def certs(self) -> dict[str, str]:
+        """What the certificates URL serves: key id -> PEM certificate."""
+        return {self.kid: self._cert}
+
+    def mint(self, email: str, audience: str, now: float | None = None, lifetime: int = ID_TOKEN_LIFETIME) -> str:
+        """An ID token of a service account, with the claims Google puts in one."""
+        now = int(time.time() if now is None else now)
+        numeric = str(int(hashlib.sha256(email.lower().encode()).hexdigest()[:20], 16))  # a stable unique id
+        header = {"alg": "RS256", "kid": self.kid, "typ": "JWT"}
+        claims = {"aud": audience, "azp": numeric, "email": email.lower(), "email_verified": True,
+                  "exp": now + lifetime, "iat": now, "iss": ID_TOKEN_ISSUER, "sub": numeric}
+        signed = ".".join(_b64encode(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims))
+        signature = self._key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signed}.{_b64encode(signature)}"
+
+
+def _self_signed(key, common_name: str) -> str:
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=3650)).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .app import create_app
 from .control import FakeGoogleControl
+from .identity import CERTS_PATH, IdTokenIssuer
+from .persistence import StateFile
 from .state import FakeWorld
 
 logger = logging.getLogger(__name__)
@@ -27,12 +30,18 @@ class FakeGoogle:
     """The fake Google Workspace server bound to loopback, run in a background thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, state: FakeWorld | None = None,
-                 service_accounts: dict[str, str | list[str]] | None = None) -> None:
-        """`service_accounts` maps a service account email to the PEM key(s) its assertions are signed with."""
+                 service_accounts: dict[str, str | list[str]] | None = None,
+                 id_token_key: Path | None = None, state_file: Path | None = None) -> None:
+        """`service_accounts` maps a service account email to the PEM key(s) its assertions are signed with;
+        `id_token_key` is the file of the key ID tokens are signed with (made there when missing); with `state_file`
+        the world is read from that file at start and written to it after every request that may change it."""
         self.host = host
         self.port = port
-        self.state = state or FakeWorld(service_accounts=service_accounts)
+        issuer = IdTokenIssuer(id_token_key) if id_token_key else None
+        self.state = state or FakeWorld(service_accounts=service_accounts, id_tokens=issuer)
         self.app = create_app(self.state)
+        if state_file is not None:
+            self.app.wsgi_app = _Persisting(self.app.wsgi_app, self.state, StateFile(state_file))
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -40,6 +49,11 @@ class FakeGoogle:
     def token_uri(self) -> str:
         """Where delegated access tokens are issued (the JWT-bearer grant)."""
         return self.url + "token"
+
+    @property
+    def certs_url(self) -> str:
+        """Where the certificates of the ID tokens it issues are published (OIDC_CERTS_URL)."""
+        return self.url + CERTS_PATH.lstrip("/")
 
     @property
     def url(self) -> str:
@@ -96,3 +110,33 @@ class FakeGoogle:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _Persisting:
+    """WSGI middleware saving the world once a request that may have changed it is answered (before its bytes go
+    out, so whatever the product was told exists is on disk)."""
+
+    _READ_ONLY = ("/oauth2/", "/token")
+
+    def __init__(self, app, world: FakeWorld, state: StateFile) -> None:
+        self.app, self.world, self.state = app, world, state
+        self._lock = threading.Lock()
+        saved = state.read()
+        if saved is not None:
+            world.restore(saved)
+            logger.info("fake Google world restored from %s", state.path)
+
+    def __call__(self, environ, start_response):
+        try:
+            return self.app(environ, start_response)
+        finally:
+            path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+            if not path.startswith(self._READ_ONLY) and not (method == "GET" and path.startswith("/_fake/")):
+                self.save()
+
+    def save(self) -> None:
+        with self._lock:  # snapshots are written in the order they were taken
+            try:
+                self.state.write(self.world.snapshot())
+            except OSError as exc:
+                logger.error("could not save the fake Google world to %s: %s", self.state.path, exc)

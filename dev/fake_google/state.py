@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from .identity import JWT_BEARER, AccessTokens, Caller, TokenRefused, load_public_key, method_scopes, verify_assertion
+from .identity import (
+    JWT_BEARER,
+    AccessTokens,
+    Caller,
+    IdTokenIssuer,
+    TokenRefused,
+    load_public_key,
+    method_scopes,
+    verify_assertion,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -401,8 +410,10 @@ class FakeWorld:
     REQUEST_LOG_LIMIT = 10_000
 
     def __init__(self, seed: int | None = None, clock: Callable[[], datetime] | None = None,
-                 service_accounts: dict[str, str | list[str]] | None = None) -> None:
+                 service_accounts: dict[str, str | list[str]] | None = None,
+                 id_tokens: IdTokenIssuer | None = None) -> None:
         self._lock = threading.RLock()
+        self._id_tokens = id_tokens
         self._rng = random.Random(seed)
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         # Service-account keys and issued tokens belong to the Cloud project, not to the Workspace: a reset keeps them.
@@ -677,6 +688,13 @@ class FakeWorld:
         if not assertion:
             raise TokenRefused(400, "invalid_request", "Missing required parameter: assertion")
         claims = verify_assertion(assertion, self._keys_for, token_url)
+        target_audience = claims.get("target_audience")
+        if target_audience is not None:
+            # A service account asking for an ID token of its own (google-auth's IDTokenCredentials), as Cloud
+            # Tasks and Cloud Scheduler present to the services they call.
+            if not isinstance(target_audience, str) or not target_audience or claims.get("sub"):
+                raise TokenRefused(400, "invalid_request", "Invalid target_audience or a subject with it.")
+            return {"id_token": self.id_tokens.mint(str(claims["iss"]), target_audience)}
         scopes = frozenset(str(claims.get("scope") or "").split())
         if not scopes:
             raise TokenRefused(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.")
@@ -695,6 +713,14 @@ class FakeWorld:
                 caller = Caller(email=issuer, scopes=scopes, service_account=issuer, delegated=False)
             lifetime = self.token_lifetime_seconds
         return {"access_token": self._tokens.mint(caller, lifetime), "expires_in": lifetime, "token_type": "Bearer"}
+
+    @property
+    def id_tokens(self) -> IdTokenIssuer:
+        """The key ID tokens are signed with (made on first use when none was given)."""
+        with self._lock:
+            if self._id_tokens is None:
+                self._id_tokens = IdTokenIssuer()
+            return self._id_tokens
 
     def user_token(self, email: str, scopes: list[str], lifetime: int | None = None) -> dict:
         """A token of the user themselves (as if they signed in with OAuth), for tests acting as that person."""
@@ -729,6 +755,51 @@ class FakeWorld:
                               headers={"WWW-Authenticate": f'{_REALM}, error="insufficient_scope", '
                                                            f'scope="{" ".join(sorted(accepted))}"'})
         return caller
+
+    # ------------------------------------------------------------------ persistence (see persistence.py)
+
+    _CONFIG_FIELDS = ("conference_mode", "pending_polls", "max_page_size", "workspace_domain", "open_directory",
+                      "delegation_scopes", "token_lifetime_seconds", "default_owner")
+
+    def snapshot(self) -> dict:
+        """What a restarted server needs to be this world again (test controls and the request log excluded)."""
+        from cryptography.hazmat.primitives import serialization
+
+        from .persistence import b64, dump
+
+        with self._lock:
+            return {
+                "events": [[cal, eid, dump(ev)] for (cal, eid), ev in self._events.items()],
+                "spaces": dump(self._spaces), "space_by_code": dict(self._space_by_code),
+                "conferences": dump(self._conferences), "files": dump(self._files), "users": dump(self._users),
+                "workspace_users": dump(self._workspace_users), "etag_seq": self._etag_seq,
+                "config": {name: copy.deepcopy(getattr(self, name)) for name in self._CONFIG_FIELDS},
+                "token_secret": b64(self._tokens.secret),
+                "service_accounts": {email: [k.public_bytes(serialization.Encoding.PEM,
+                                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+                                             for k in keys] for email, keys in self._service_accounts.items()},
+            }
+
+    def restore(self, data: dict) -> None:
+        """Become the world a snapshot describes (service accounts are added to those already trusted)."""
+        from .persistence import load, unb64
+
+        with self._lock:
+            self._events = {(cal, eid): load(_Event, ev) for cal, eid, ev in data["events"]}
+            self._spaces = load(dict[str, _Space], data["spaces"])
+            self._space_by_code = dict(data["space_by_code"])
+            self._conferences = load(dict[str, _Conference], data["conferences"])
+            self._files = load(dict[str, _DriveFile], data["files"])
+            self._users = load(dict[str, _User], data["users"])
+            self._workspace_users = load(dict[str, _WorkspaceUser], data["workspace_users"])
+            self._etag_seq = int(data["etag_seq"])
+            for name, value in data["config"].items():
+                if name in self._CONFIG_FIELDS:
+                    setattr(self, name, value)
+            self._tokens = AccessTokens(unb64(data["token_secret"]))
+            for email, pems in data.get("service_accounts", {}).items():
+                for pem in pems:
+                    self.register_service_account(email, pem)
 
     # ------------------------------------------------------------------ helpers
 

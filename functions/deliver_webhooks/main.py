@@ -20,7 +20,10 @@ def deliver(ctx: Context):
     if request.delivery_id is None:
         return jobs.run_sweep("deliver_webhooks", ledger=d.ledger, sweep=lambda: webhooks.sweep(
             db=d.db, tasks=d.webhook_tasks, settings=d.settings, clock=d.clock, deliver_one=one))
-    return jobs.run_task("deliver_webhooks", task_name=ctx.task_name, ledger=d.ledger,
+    # Deduped on what the task does: its name must be the one this body's delivery and attempt are enqueued under.
+    name = jobs.checked_task_name(ctx.task_name, webhooks.task_name_of(request.delivery_id, request.attempt),
+                                  describes="delivery_id and attempt", tagged=True)
+    return jobs.run_task("deliver_webhooks", task_name=name, ledger=d.ledger,
                          work=lambda: one(request.delivery_id, request.attempt),
                          duplicate=lambda: DeliverySummary(mode="delivery", outcome="duplicate",
                                                            delivery_id=request.delivery_id,

@@ -41,7 +41,7 @@ def rotate(ctx: Context, endpoint_id: str):
 @app.route("listWebhookDeliveries")
 def deliveries(ctx: Context, endpoint_id: str):
     return webhooks.list_deliveries(endpoint_id, ctx.query(WebhookDeliveryQuery), principal=ctx.principal,
-                                    db=ctx.deps.db)
+                                    db=ctx.deps.db, settings=ctx.deps.settings)
 
 
 @app.route("retryWebhookDelivery")

@@ -16,6 +16,8 @@ locals {
       memory      = "512Mi"
       cpu         = "1"
       timeout     = 60
+      # It issues and reads the list's page tokens, signed with PAGE_TOKEN_KEY (secrets.tf).
+      page_token_key = true
     }
     update_meeting = {
       public      = true
@@ -88,6 +90,19 @@ locals {
     name => "https://${local.run_services[name]}-${data.google_project.this.number}.${var.region}.run.app"
   }
 
+  # API Gateway calls each public function at its deterministic run.app URL too, and that URL is the audience of
+  # the ID token it signs each call with (jwt_audience in the generated spec). The functions read the caller's
+  # X-Forwarded-Authorization only beside a verified token of the gateway's account for one of these audiences
+  # (GATEWAY_SA, OIDC_AUDIENCES), so a request that did not come through the gateway cannot bring someone's key
+  # in that header (docs/decisions/0009).
+  public_urls = {
+    for name in keys(local.public_functions) :
+    name => "https://${local.run_services[name]}-${data.google_project.this.number}.${var.region}.run.app"
+  }
+
+  # The page-token key reaches only the function that signs and verifies page tokens.
+  page_token_secret_env = { PAGE_TOKEN_KEY = google_secret_manager_secret.page_token_key.secret_id }
+
   # Connection budget: every instance may hold DB_POOL_SIZE connections, and the sum over all functions at
   # their max_instances must fit in max_connections minus the reserve. With the defaults:
   # (5 + 5 + 2 + 3 + 2 + 2 + 1 + 1) x 4 = 84 <= 100 - 15.
@@ -120,10 +135,21 @@ locals {
     FIRESTORE_DATABASE     = google_firestore_database.ledger.name
     WEBHOOK_TASKS_QUEUE    = google_cloud_tasks_queue.webhooks.id
     DELIVER_WEBHOOKS_URL   = local.internal_urls["deliver_webhooks"]
+    GATEWAY_SA             = google_service_account.gateway.email
+    OIDC_AUDIENCES         = jsonencode([for name in sort(keys(local.public_urls)) : local.public_urls[name]])
   }
 
   # The key that encrypts the webhook signing secrets reaches only the two functions that read or write them.
   webhook_secret_env = { WEBHOOK_SECRETS_KEY = google_secret_manager_secret.webhook_key.secret_id }
+
+  # What each function reads from Secret Manager: var.secret_env, and the keys its table entry asks for.
+  function_secrets = {
+    for name, fn in local.functions : name => merge(
+      var.secret_env,
+      lookup(fn, "webhook_key", false) ? local.webhook_secret_env : {},
+      lookup(fn, "page_token_key", false) ? local.page_token_secret_env : {},
+    )
+  }
 }
 
 data "google_project" "this" {
@@ -222,7 +248,7 @@ resource "google_cloudfunctions2_function" "fn" {
     environment_variables          = local.function_env
 
     dynamic "secret_environment_variables" {
-      for_each = merge(var.secret_env, lookup(each.value, "webhook_key", false) ? local.webhook_secret_env : {})
+      for_each = local.function_secrets[each.key]
       content {
         key        = secret_environment_variables.key
         project_id = var.project_id

@@ -3,8 +3,10 @@
 # in each function's URL. A placeholder without a URL here fails the plan, so the table and the functions
 # cannot drift apart silently.
 locals {
+  # Each function at its deterministic run.app URL (functions.tf, local.public_urls): also the audience of the
+  # gateway's ID token, which the functions check.
   gateway_spec = templatefile("${path.module}/generated/gateway-openapi.json.tftpl", {
-    for name in keys(local.public_functions) : name => google_cloudfunctions2_function.fn[name].service_config[0].uri
+    for name in keys(local.public_functions) : name => local.public_urls[name]
   })
 }
 

@@ -256,6 +256,7 @@ resource "time_sleep" "iam_propagation" {
       [google_secret_manager_secret_iam_member.runtime_reads_webhook_key.id],
       [google_service_account_iam_member.runtime_acts_as_invoker.id],
       [google_service_account_iam_member.runtime_signs_for_delegation.id],
+      [google_secret_manager_secret_iam_member.runtime_reads_page_token_key.id],
       [for grant in google_secret_manager_secret_iam_member.runtime : grant.id],
     ))
   }

@@ -9,8 +9,13 @@ output "internal_function_urls" {
 }
 
 output "public_function_urls" {
-  description = "The public functions' Cloud Run URLs behind API Gateway (they answer only the gateway's account)."
-  value       = { for name in keys(local.public_functions) : name => google_cloudfunctions2_function.fn[name].service_config[0].uri }
+  description = "The public functions' run.app URLs behind API Gateway (they answer only the gateway's account), and the audience of its ID tokens."
+  value       = local.public_urls
+}
+
+output "page_token_key_secret" {
+  description = "The Secret Manager secret holding PAGE_TOKEN_KEY (its versions are added with gcloud, never by Terraform)."
+  value       = google_secret_manager_secret.page_token_key.secret_id
 }
 
 output "sql_instance_name" {

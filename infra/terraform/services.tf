@@ -1,5 +1,5 @@
 locals {
-  services = toset(concat([
+  services = toset([
     "apigateway.googleapis.com",
     "servicemanagement.googleapis.com",
     "servicecontrol.googleapis.com",
@@ -23,9 +23,9 @@ locals {
     "drive.googleapis.com",
     "people.googleapis.com",
     "admin.googleapis.com",
-    # The webhook encryption key (secrets.tf).
+    # The secrets the code reads (secrets.tf): the webhook encryption key and the page-token key.
     "secretmanager.googleapis.com",
-  ]))
+  ])
 }
 
 resource "google_project_service" "enabled" {

@@ -20,6 +20,7 @@ from google_auth_httplib2 import AuthorizedHttp
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
+from shared import deadline
 from shared.domain.errors import CancelledEventExists, IdentityRefused, NotFound, Unavailable, UpstreamFailed
 from shared.domain.meeting import (
     Artifact,
@@ -56,10 +57,9 @@ _GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 # With api_endpoint the client drops the discovery servicePath, so the standard path goes back on here.
 _SERVICE_PATHS = {"calendar": "calendar/v3/", "drive": "drive/v3/"}
 _MEET_CODE = re.compile(r"([a-z]{3}-[a-z]{4}-[a-z]{3})")
-# 403 reasons that mean "slow down" (Calendar's usageLimits errors): retried like a 429. googleapiclient's own
-# retries cover only the first two, so the other two get the same backoff here.
+# 403 reasons that mean "slow down" (Calendar's usageLimits errors): retried like a 429. Retries are this module's
+# own (googleapiclient's know neither the last two reasons nor a request's deadline).
 _RATE_LIMITED = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"})
-_RETRIED_BY_CLIENT = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 
 
 class GoogleApis:
@@ -127,24 +127,60 @@ class GoogleApis:
         return found
 
     def execute(self, request, *, what: str) -> dict[str, Any]:
-        """Run a request with backoff on 429, 5xx and rate-limit 403s; map what is left to domain errors."""
+        """Run a request with backoff on 429, 5xx, rate-limit 403s and network failures; map what is left to domain
+        errors. Under a request's deadline (shared.deadline) every attempt and every pause fits in what is left of
+        it, and past it the answer is Unavailable: the caller gets a 503 and the status check finishes the work."""
         retries = self._settings.google_num_retries
         attempt = 0
         while True:
+            left = deadline.remaining()
+            if left is not None and left <= 0:
+                log.warning("google %s: the request's time for Google is spent", what, extra={"attempts": attempt})
+                raise Unavailable("Google is answering too slowly; retry later.")
+            _bound_wait(request.http, self._settings.google_timeout_seconds, left)
             try:
-                return request.execute(num_retries=retries) or {}
+                return request.execute(num_retries=0) or {}
             except HttpError as exc:
                 reasons = _reasons(exc)
-                if exc.resp.status == 403 and reasons & (_RATE_LIMITED - _RETRIED_BY_CLIENT) and attempt < retries:
+                if _retryable(exc.resp.status, reasons) and attempt < retries and self._pause(attempt + 1):
                     attempt += 1
-                    self._sleep(random.random() * 2 ** attempt)  # the client library's own backoff schedule
                     continue
                 raise _http_failure(exc, what, reasons) from exc
             except RefreshError as exc:
                 raise _token_refused(exc, what) from exc
             except (TransportError, httplib2.HttpLib2Error, socket.timeout, OSError) as exc:
+                if attempt < retries and self._pause(attempt + 1):
+                    attempt += 1
+                    continue
                 log.warning("google %s unreachable: %s", what, type(exc).__name__)
                 raise Unavailable("Google is unreachable; retry later.") from exc
+
+    def _pause(self, attempt: int) -> bool:
+        """Wait before retry `attempt` (the client library's own backoff schedule); False when the request's deadline
+        leaves no time for it."""
+        delay = random.random() * 2 ** attempt
+        left = deadline.remaining()
+        if left is not None and delay >= left:
+            return False
+        self._sleep(delay)
+        return True
+
+
+def _retryable(status: int, reasons: set[str]) -> bool:
+    return status == 429 or status >= 500 or (status == 403 and bool(reasons & _RATE_LIMITED))
+
+
+def _bound_wait(http, timeout: float, left: float | None) -> None:
+    """Make the next attempt's socket waits end by the deadline: httplib2 keeps a timeout per connection."""
+    seconds = timeout if left is None else max(0.05, min(timeout, left))
+    inner = getattr(http, "http", http)  # google_auth_httplib2.AuthorizedHttp around an httplib2.Http
+    if not isinstance(inner, httplib2.Http):
+        return
+    inner.timeout = seconds
+    for connection in inner.connections.values():
+        connection.timeout = seconds
+        if getattr(connection, "sock", None) is not None:
+            connection.sock.settimeout(seconds)
 
 
 def _signer(settings: Settings):

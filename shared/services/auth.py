@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from shared.adapters.postgres import keys
-from shared.domain.errors import Unauthenticated
+from shared.domain.errors import Unauthenticated, Unavailable
 from shared.domain.principal import INVOKER, ROLES, Principal
 
 if TYPE_CHECKING:  # pg8000 loads with the first query, not with the module
@@ -98,7 +98,31 @@ def authenticate(db: Database, authorization: str | None, *, cache: KeyCache | N
     return principal
 
 
+# --- the calls of other Google identities: API Gateway's, and the invoker's (Cloud Tasks, Cloud Scheduler) --------
+
 _ISSUERS = ("accounts.google.com", "https://accounts.google.com")
+
+
+def authenticate_caller(db: Database, authorization: str | None, forwarded: str | None, *, settings,
+                        cache: KeyCache | None = None) -> Principal:
+    """Public routes: the caller's API key, in `Authorization`, or in `X-Forwarded-Authorization` on a call that API
+    Gateway made (its own ID token, of GATEWAY_SA, in `Authorization`). On any other call the forwarded header is
+    ignored: whoever sends it cannot make a key of someone else's count beside credentials of their own."""
+    if forwarded is not None and settings.gateway_sa and _from_gateway(authorization, settings):
+        return authenticate(db, forwarded, cache=cache)
+    return authenticate(db, authorization, cache=cache)
+
+
+def _from_gateway(authorization: str | None, settings) -> bool:
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or token.startswith(KEY_PREFIX):
+        return False
+    try:
+        claims = verify_oidc_token(token, settings)
+    except Unauthenticated:
+        return False
+    return claims.get("email") == settings.gateway_sa and claims.get("email_verified") is True
 
 
 def authenticate_internal(db: Database, authorization: str | None, *, settings,
@@ -133,6 +157,9 @@ def verify_oidc_token(token: str, settings) -> dict:
     try:
         claims = id_token.verify_token(token, _certs_request(), audience=audiences or None,
                                        certs_url=settings.oidc_certs_url)
+    except exceptions.TransportError as exc:
+        # Google's certificates out of reach says nothing about the token: the caller retries (tasks do).
+        raise Unavailable("Google's token-signing certificates cannot be fetched; retry later.") from exc
     except (ValueError, exceptions.GoogleAuthError) as exc:
         raise Unauthenticated("The token is not valid.") from exc
     if claims.get("iss") not in _ISSUERS:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
-from shared.domain.errors import Conflict, DomainError
+from shared.domain.errors import Conflict, DomainError, InvalidInput
 from shared.web.models import InternalRequest, JobSummary
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,9 @@ def run(kind: str, request: InternalRequest, *, task_name: str | None, ledger,
     if request.meeting_id is None:
         return _sweep(kind, ledger=ledger, sweep=sweep)
     meeting_id = request.meeting_id
-    return run_task(kind, task_name=task_name, ledger=ledger, meeting_id=meeting_id,
+    name = checked_task_name(task_name, _meeting_task_name(kind, request),
+                             describes="meeting_id, schedule_version, purpose and attempt")
+    return run_task(kind, task_name=name, ledger=ledger, meeting_id=meeting_id,
                     work=lambda: one(meeting_id, request.schedule_version, request.attempt),
                     duplicate=lambda: JobSummary(job=kind, mode="meeting", outcome="duplicate", meeting_id=meeting_id,
                                                  detail="this task was already delivered and done"))
@@ -32,7 +35,8 @@ def run_task(kind: str, *, task_name: str | None, ledger, work: Callable[[], S],
              meeting_id: str | None = None) -> S:
     """One task's work, done once per task name however often Cloud Tasks delivers it; the run is recorded.
 
-    The summary `work` returns needs `outcome`, `counts` and `detail` (and may have a `status`).
+    The summary `work` returns needs `outcome`, `counts` and `detail` (and may have a `status`). `task_name` must
+    have passed `checked_task_name`: the ledger trusts it.
     """
     key = f"{kind}/{task_name}" if task_name else None
     if key:
@@ -57,6 +61,37 @@ def run_task(kind: str, *, task_name: str | None, ledger, work: Callable[[], S],
                                              "status": getattr(status, "value", status)})
     _record_end(ledger, run_id, summary)
     return summary
+
+
+_TAG = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def checked_task_name(task_name: str | None, expected: str | None, *, describes: str,
+                      tagged: bool = False) -> str | None:
+    """A delivery's task name once it is the one its body's work is enqueued under (with `tagged`, optionally
+    followed by `-<tag>`); None for a direct call; InvalidInput otherwise.
+
+    Dedupe is keyed on what the task does: a name copied onto another body (another meeting, another version)
+    must not mark the real task done, so the name is rebuilt from the body and compared, never trusted as sent.
+    """
+    if not task_name:
+        return None
+    if expected is not None and (task_name == expected or (
+            tagged and task_name.startswith(expected + "-") and _TAG.fullmatch(task_name[len(expected) + 1:]))):
+        return task_name
+    raise InvalidInput.field("X-CloudTasks-TaskName", f"is not the name of the task this body describes ({describes})")
+
+
+def _meeting_task_name(kind: str, request: InternalRequest) -> str | None:
+    from shared.domain.schedule import Task
+
+    version = request.schedule_version
+    try:
+        # run_at is not part of the name: any aware instant rebuilds it.
+        return Task(kind, request.meeting_id or "", -1 if version is None else version, datetime.now(timezone.utc),
+                    request.purpose or "", attempt=request.attempt).name
+    except ValueError:
+        return None
 
 
 def run_sweep(kind: str, *, ledger, sweep: Callable[[], S]) -> S | JobSummary:

@@ -1,8 +1,6 @@
 """Meeting use cases: create (exactly once), reschedule, cancel, read and list. Adapters come in as parameters."""
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -21,7 +19,7 @@ from shared.domain.lifecycle import FINAL, LIVE, ensure_move
 from shared.domain.meeting import CalendarEvent, Meeting, Participant, RoomPolicy, Status, event_id_for
 from shared.domain.principal import Principal
 from shared.domain.rules import check_times, merge_invitees  # noqa: F401  (the rules of a request, used here)
-from shared.services import availability, followups
+from shared.services import availability, followups, page_tokens
 from shared.services import rooms as room_service
 from shared.services.transitions import change
 from shared.settings import Settings
@@ -392,27 +390,20 @@ def get_meeting(meeting_id: str, *, principal: Principal, db: Database) -> Meeti
     return _out(meeting)
 
 
-def encode_page_token(meeting: Meeting) -> str:
+def encode_page_token(meeting: Meeting, settings: Settings) -> str:
+    """Where the next page starts, signed: a token is opaque, and one the API did not issue is refused."""
     assert meeting.created_at is not None
-    raw = json.dumps({"c": meeting.created_at.isoformat(), "i": meeting.id}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return page_tokens.encode(meeting.created_at, meeting.id, settings)
 
 
-def decode_page_token(token: str) -> tuple[datetime, str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        created = datetime.fromisoformat(data["c"])
-        if created.tzinfo is None:
-            raise ValueError("naive")
-        return created, str(uuid.UUID(data["i"]))
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError):
-        raise InvalidInput.field("page_token", "is not a token this API issued") from None
+def decode_page_token(token: str, settings: Settings) -> tuple[datetime, str]:
+    return page_tokens.decode(token, settings)
 
 
 def list_meetings(query: MeetingListQuery, *, principal: Principal, db: Database, settings: Settings) -> MeetingPage:
     """A page of meetings newest first; `next_page_token` continues it."""
     zone = ZoneInfo(settings.default_time_zone)
-    after = decode_page_token(query.page_token) if query.page_token else None
+    after = decode_page_token(query.page_token, settings) if query.page_token else None
     with db.read() as cur:
         found = repo.list_meetings(
             cur, client_id=_scope(principal), status=query.status.value if query.status else None,
@@ -422,7 +413,8 @@ def list_meetings(query: MeetingListQuery, *, principal: Principal, db: Database
             after=after, limit=query.page_size + 1,
         )
     page, more = found[: query.page_size], len(found) > query.page_size
-    return MeetingPage(items=[_out(m) for m in page], next_page_token=encode_page_token(page[-1]) if more else None)
+    token = encode_page_token(page[-1], settings) if more else None
+    return MeetingPage(items=[_out(m) for m in page], next_page_token=token)
 
 
 def list_participants(meeting_id: str, *, principal: Principal, db: Database) -> ParticipantList:

@@ -8,9 +8,6 @@ sweep racing a task or a manual retry racing either sends at most once per attem
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 import time
 import uuid
@@ -23,6 +20,7 @@ from shared.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from shared.domain.events import EventType
 from shared.domain.principal import Principal
 from shared.domain.webhooks import DeliveryTask, UnsafeTarget, after_attempt, new_secret, signed_headers
+from shared.services import page_tokens
 from shared.settings import Settings
 from shared.web.webhook_models import (
     DeliverySummary,
@@ -147,32 +145,18 @@ def rotate_secret(endpoint_id: str, *, principal: Principal, db: Database, box: 
 
 # --- deliveries as a client sees them --------------------------------------------------------------------------
 
-def _page_token(row: dict) -> str:
-    raw = json.dumps({"c": row["created_at"].isoformat(), "i": row["id"]}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _after(token: str) -> tuple[datetime, str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        created = datetime.fromisoformat(data["c"])
-        if created.tzinfo is None:
-            raise ValueError("naive")
-        return created, str(uuid.UUID(data["i"]))
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError):
-        raise InvalidInput.field("page_token", "is not a token this API issued") from None
-
-
 def list_deliveries(endpoint_id: str, query: WebhookDeliveryQuery, *, principal: Principal,
-                    db: Database) -> WebhookDeliveryPage:
-    """A page of the endpoint's deliveries, newest first; `next_page_token` continues it."""
-    after = _after(query.page_token) if query.page_token else None
+                    db: Database, settings: Settings) -> WebhookDeliveryPage:
+    """A page of the endpoint's deliveries, newest first; `next_page_token` continues it (signed, as the meetings'
+    are)."""
+    after = page_tokens.decode(query.page_token, settings) if query.page_token else None
     with db.transaction() as cur:
         endpoint = _owned(cur, endpoint_id, principal)
         rows = repo.list_deliveries(cur, endpoint["id"], after=after, limit=query.page_size + 1)
     page, more = rows[: query.page_size], len(rows) > query.page_size
     return WebhookDeliveryPage(items=[_delivery_out(r) for r in page],
-                               next_page_token=_page_token(page[-1]) if more else None)
+                               next_page_token=page_tokens.encode(page[-1]["created_at"], page[-1]["id"], settings)
+                               if more else None)
 
 
 def retry_delivery(endpoint_id: str, delivery_id: str, *, principal: Principal, db: Database, tasks,
@@ -222,6 +206,15 @@ def enqueue_deliveries(new: list[tuple[str, str]], *, tasks, settings: Settings,
     outcomes = [_enqueue(DeliveryTask(delivery_id, 1, now, meeting_id=meeting_id), tasks=tasks, settings=settings)
                 for delivery_id, meeting_id in new]
     return outcomes.count("enqueued")
+
+
+def task_name_of(delivery_id: str, attempt: int) -> str | None:
+    """The name an attempt of a delivery is enqueued under (a sweep or a manual retry adds a `-tag`); None when no
+    task could carry these values."""
+    try:
+        return DeliveryTask(delivery_id, attempt, datetime.now(timezone.utc)).name
+    except ValueError:
+        return None
 
 
 def deliver(delivery_id: str, attempt: int, *, db: Database, box: SecretBox | None, sender: WebhookSender, tasks,

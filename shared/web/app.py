@@ -4,6 +4,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -14,15 +15,17 @@ import flask
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import (
     BadRequest,
+    ClientDisconnected,
     HTTPException,
     MethodNotAllowed,
     NotFound,
     RequestEntityTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
 )
 
 import shared
-from shared import bootstrap, logs
+from shared import bootstrap, deadline, logs
 from shared.domain import errors
 from shared.settings import get_settings
 from shared.web import idempotency
@@ -53,18 +56,16 @@ class Context:
         self.request, self.route, self.deps = request, route, deps
         self.principal: Any = None
         self._raw: bytes | None = None
+        self.body_read = False
 
     def raw_body(self) -> bytes:
-        """The request body, read once, refused past the size limit (413)."""
+        """The request body, read once, refused past the size limit (413), short of its length (400) or the read
+        time (408)."""
         if self._raw is None:
-            limit = self.deps.settings.max_body_bytes
-            too_large = RequestEntityTooLarge(f"The body is larger than {limit} bytes.")
-            if (self.request.content_length or 0) > limit:
-                raise too_large
-            raw = self.request.stream.read(limit + 1)
-            if len(raw) > limit:
-                raise too_large
-            self._raw = raw
+            self.body_read = True
+            settings = self.deps.settings
+            self._raw = read_body(self.request.environ, self.request.stream, self.request.content_length,
+                                  limit=settings.max_body_bytes, seconds=settings.body_read_timeout_seconds)
         return self._raw
 
     def body(self, model: type[M]) -> M:
@@ -99,6 +100,78 @@ class Context:
 
 
 Handler = Callable[..., Any]
+
+# The connection of a request, where the server says: gunicorn (functions-framework, Cloud Functions) or werkzeug's.
+_SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
+# What is read and dropped of a body refused for its size, so the answer is not lost to a reset of the connection.
+_DISCARD_BYTES = 1024 * 1024
+
+
+def read_body(environ: dict, stream, declared: int | None, *, limit: int, seconds: float) -> bytes:
+    """The body: at most `limit` bytes (413 beyond), all that was declared (400), read within `seconds` (408).
+
+    A body declared longer than what is sent would otherwise hold the connection, and a request slot of the
+    instance, for as long as the client likes: functions-framework reads every body to its end before answering.
+    At the deadline the connection's read side is shut, which ends the read however the bytes trickle in; the answer
+    still goes out on the write side.
+    """
+    sock = next((environ[k] for k in _SOCKET_KEYS if k in environ), None)
+    expired = threading.Event()
+
+    def shut_reading() -> None:
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+
+    def expire() -> None:
+        expired.set()
+        shut_reading()
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        raw = _read_up_to(stream, limit + 1 if (declared or 0) <= limit else 0)
+        if len(raw) > limit or (declared or 0) > limit:
+            # Refused for its size: what is still coming is dropped (a bounded amount), not left to reset the
+            # connection under the answer.
+            if len(_read_up_to(stream, _DISCARD_BYTES)) >= _DISCARD_BYTES:
+                shut_reading()
+            raise RequestEntityTooLarge(f"The body is larger than {limit} bytes.")
+    except (ClientDisconnected, OSError):
+        raw = None
+    finally:
+        timer.cancel()
+    if expired.is_set():
+        raise RequestTimeout(f"The body did not arrive within {seconds:g} s.")
+    if raw is None or (declared is not None and len(raw) < declared):
+        raise BadRequest("The body ended before the length it declared.")
+    return bytes(raw)
+
+
+def _finish_body(request: flask.Request, settings) -> None:
+    """Read (and drop) a body the answer did not need, under the same bounds: functions-framework reads it to its end
+    before answering, and a body that never comes would hold the connection until the client gives up."""
+    if not request.content_length and "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        return
+    try:
+        read_body(request.environ, request.stream, request.content_length, limit=settings.max_body_bytes,
+                  seconds=settings.body_read_timeout_seconds)
+    except HTTPException:
+        pass  # the answer stands; the connection's read side is shut when the body was too slow
+
+
+def _read_up_to(stream, size: int) -> bytearray:
+    data = bytearray()
+    while len(data) < size:
+        chunk = stream.read(min(64 * 1024, size - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
 
 _gc_waits_for_first_request = shared.GC_PAUSED_FOR_LOADING
 _gc_lock = threading.Lock()
@@ -137,6 +210,39 @@ def _duplicate_key(raw: bytes) -> str | None:
     return None
 
 
+# gunicorn refuses these before any app code runs (functions-framework sets no limits of its own but an unbounded
+# request line): a header line over 8190 bytes or more than 100 headers (431), a control character in a header, a
+# malformed request line (400), an unsupported Transfer-Encoding (501). Its answer is an HTML page that echoes the
+# offending input; ours is the problem+json every other refusal is, naming nothing the client sent.
+_SERVER_REFUSALS = {
+    400: "The request line or a header is malformed (a header value may not hold control characters such as NUL).",
+    414: "The request URI is too long.",
+    431: "A header line is longer than 8190 bytes, or there are more than 100 headers.",
+    501: "This Transfer-Encoding is not supported.",
+}
+
+
+def _server_refusals_as_problems() -> None:
+    """Make gunicorn's own error answers problem+json (functions-framework offers no hook for them)."""
+    try:
+        from gunicorn import util
+    except ImportError:  # another server (werkzeug's, with --debug): its refusals are its own
+        return
+    if getattr(util.write_error, "problem_json", False):
+        return
+
+    def write_error(sock, status_int, reason, mesg):
+        status = int(status_int)
+        answer = problem(status, _SERVER_REFUSALS.get(status, "The request could not be read."), title=reason)
+        body = answer.get_data()
+        head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: {answer.content_type}\r\n"
+                f"Cache-Control: no-store\r\nContent-Length: {len(body)}\r\n\r\n").encode("latin-1")
+        util.write_nonblock(sock, head + body)
+
+    write_error.problem_json = True  # type: ignore[attr-defined]
+    util.write_error = write_error
+
+
 class FunctionApp:
     """A Cloud Function's HTTP entry point: dispatches the routes the table gives this function to its handlers."""
 
@@ -152,6 +258,8 @@ class FunctionApp:
             # functions-framework loads the source inside its app: what its own router refuses (a newline in the
             # path) gets the same problem+json mapping.
             flask.current_app.register_error_handler(HTTPException, from_exception)
+            # What its server (gunicorn) refuses before the app: problem+json too.
+            _server_refusals_as_problems()
         off = [what for what, on in (("Cloud Tasks (TASKS_QUEUE unset: sweeps do the background work)",
                                       settings.tasks_queue),
                                      ("Firestore (FIRESTORE_DATABASE unset: no task dedupe, no "
@@ -177,10 +285,13 @@ class FunctionApp:
         deps = bootstrap.deps()
         logs.set_trace(request.headers.get("X-Cloud-Trace-Context"), deps.settings.gcp_project)
         operation = "-"
+        ctx: Context | None = None
         try:
             route, params = self._match(request)
             operation = route.operation_id
             ctx = Context(request, route, deps)
+            # A caller waits on Google only so long; past it, a 503 and the status check finishes the work.
+            deadline.start(deps.settings.google_deadline_seconds if route.auth == "key" else None)
             self._authenticate(ctx)
             key = request.headers.get("Idempotency-Key")
             if key is not None and route.method in idempotency.METHODS and route.auth == "key":
@@ -195,6 +306,10 @@ class FunctionApp:
         except Exception:
             log.exception("unhandled error", extra={"function": self.name, "operation": operation})
             response = problem(500, "Something went wrong on our side; it has been logged.")
+        finally:
+            deadline.start(None)
+        if ctx is None or not ctx.body_read:
+            _finish_body(request, deps.settings)
         log.info("%s %s", request.method, operation, extra={
             "function": self.name, "operation": operation, "status": response.status_code,
             "duration_ms": round((time.monotonic() - started) * 1000, 1)})
@@ -224,11 +339,12 @@ class FunctionApp:
     def _authenticate(ctx: Context) -> None:
         request, deps = ctx.request, ctx.deps
         if ctx.route.auth == "key":
-            from shared.services.auth import authenticate
+            from shared.services.auth import authenticate_caller
 
             # API Gateway moves the caller's header to X-Forwarded-Authorization and signs its own call.
-            header = request.headers.get("X-Forwarded-Authorization") or request.headers.get("Authorization")
-            ctx.principal = authenticate(deps.db, header, cache=deps.key_cache)
+            ctx.principal = authenticate_caller(deps.db, request.headers.get("Authorization"),
+                                                request.headers.get("X-Forwarded-Authorization"),
+                                                settings=deps.settings, cache=deps.key_cache)
         elif ctx.route.auth == "internal":
             from shared.services.auth import authenticate_internal
 

@@ -22,10 +22,12 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.UpstreamFailed: 502,
 }
 _SLUG = {400: "malformed-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
-         405: "method-not-allowed", 409: "conflict", 413: "payload-too-large", 415: "unsupported-media-type",
-         422: "invalid-input", 500: "internal-error", 502: "upstream-failed", 503: "unavailable"}
-_TITLES = {400: "Malformed request", 404: "Not found", 405: "Method not allowed", 413: "Payload too large",
-           415: "Unsupported media type", 500: "Internal error"}
+         405: "method-not-allowed", 408: "request-timeout", 409: "conflict", 413: "payload-too-large",
+         414: "uri-too-long", 415: "unsupported-media-type", 422: "invalid-input", 431: "header-fields-too-large",
+         500: "internal-error", 501: "not-implemented", 502: "upstream-failed", 503: "unavailable"}
+_TITLES = {400: "Malformed request", 404: "Not found", 405: "Method not allowed", 408: "Request timeout",
+           413: "Payload too large", 414: "URI too long", 415: "Unsupported media type",
+           431: "Request header fields too large", 500: "Internal error", 501: "Not implemented"}
 
 
 def problem(status: int, detail: str, *, title: str | None = None, field_errors: list[dict] | None = None,

@@ -42,6 +42,7 @@ class LocalStack:
         env = {k: v for k, v in os.environ.items() if k not in unset}
         return dict(env, LOCAL_STATE_DIR=str(self.state), GATEWAY_PORT=str(self.port), GOOGLE_NUM_RETRIES="1",
                     SWEEP_INTERVAL_SECONDS="0", CONFERENCE_WAIT_SECONDS="2", CONFERENCE_POLL_INTERVAL_SECONDS="0.05",
+                    BODY_READ_TIMEOUT_SECONDS="3",
                     **self.overrides)
 
     def start(self, timeout: float = 90) -> None:

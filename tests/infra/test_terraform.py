@@ -25,11 +25,11 @@ REQUIRED_IN_CLOUD = {"CLOUD_SQL_INSTANCE", "DB_IAM_USER", "GOOGLE_DELEGATION_SA"
 DEPLOYMENT_DECIDES = {"DB_NAME", "CLOUD_SQL_IP_TYPE", "DB_POOL_SIZE", "WORKSPACE_DOMAIN", "DEFAULT_CALENDAR_OWNER",
                       "DEFAULT_TIME_ZONE", "DEFAULT_ROOM_ACCESS", "GRACE_PERIOD_MINUTES", "LOG_LEVEL", "TASKS_QUEUE",
                       "CHECK_STATUS_URL", "SYNC_RECORDINGS_URL", "TASKS_INVOKER_SA", "FIRESTORE_DATABASE",
-                      "WEBHOOK_TASKS_QUEUE", "DELIVER_WEBHOOKS_URL"}
+                      "WEBHOOK_TASKS_QUEUE", "DELIVER_WEBHOOKS_URL", "GATEWAY_SA", "OIDC_AUDIENCES"}
 # Local-only switches: set in the cloud they would bypass Cloud SQL, Google or the real Cloud Tasks.
 LOCAL_ONLY = {"DATABASE_URL", "GOOGLE_API_ROOT", "TASKS_EMULATOR_HOST", "WEBHOOK_ALLOW_LOOPBACK_HTTP"}
 # Secrets: mounted from Secret Manager (secret_environment_variables), never plain environment.
-SECRET_SETTINGS = {"WEBHOOK_SECRETS_KEY"}
+SECRET_SETTINGS = {"WEBHOOK_SECRETS_KEY", "PAGE_TOKEN_KEY"}
 _OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True,
                                      preserve_heredocs=False)
 
@@ -291,24 +291,31 @@ def test_firestore_ttl_covers_the_ledger_collections(tf):
 
 
 def test_secrets_are_only_the_ones_the_code_reads(tf):
-    assert set(_resources(tf, "google_secret_manager_secret")) == {"webhook_key"}
+    assert set(_resources(tf, "google_secret_manager_secret")) == {"webhook_key", "page_token_key"}
     assert not _resources(tf, "google_secret_manager_secret_version"), "secret values never enter the state"
     assert _variables(tf)["secret_env"]["default"] == {}
     names = {_env_name(n, f) for n, f in Settings.model_fields.items()}
     assert SECRET_SETTINGS <= names
     assert _locals(tf)["webhook_secret_env"] == {
         "WEBHOOK_SECRETS_KEY": "${google_secret_manager_secret.webhook_key.secret_id}"}
-    # Only the two functions that encrypt or decrypt signing secrets get the key.
+    assert _locals(tf)["page_token_secret_env"] == {
+        "PAGE_TOKEN_KEY": "${google_secret_manager_secret.page_token_key.secret_id}"}
+    # Each key reaches only the functions that use it: the webhook key the two that encrypt or decrypt signing
+    # secrets, the page-token key the one that issues and reads page tokens.
     table = _locals(tf)["functions"]
     assert {n for n, fn in table.items() if fn.get("webhook_key")} == {"manage_webhooks", "deliver_webhooks"}
+    assert {n for n, fn in table.items() if fn.get("page_token_key")} == {"get_meeting"}
     secrets = _one(_one(_resources(tf, "google_cloudfunctions2_function")["fn"]["service_config"])
                    ["dynamic"])["secret_environment_variables"]
-    assert secrets["for_each"] == ('${merge(var.secret_env, lookup(each.value, "webhook_key", false) ? '
-                                   'local.webhook_secret_env : {})}')
-    grant = _resources(tf, "google_secret_manager_secret_iam_member")["runtime_reads_webhook_key"]
-    assert grant["role"] == "roles/secretmanager.secretAccessor"
-    assert grant["member"] == "${local.runtime_member}"
-    assert grant["secret_id"] == "${google_secret_manager_secret.webhook_key.secret_id}"
+    assert secrets["for_each"] == "${local.function_secrets[each.key]}"
+    merged = _locals(tf)["function_secrets"]
+    assert all(part in merged for part in ("var.secret_env", "local.webhook_secret_env", "local.page_token_secret_env"))
+    for name, secret in (("runtime_reads_webhook_key", "webhook_key"),
+                         ("runtime_reads_page_token_key", "page_token_key")):
+        grant = _resources(tf, "google_secret_manager_secret_iam_member")[name]
+        assert grant["role"] == "roles/secretmanager.secretAccessor"
+        assert grant["member"] == "${local.runtime_member}"
+        assert grant["secret_id"] == f"${{google_secret_manager_secret.{secret}.secret_id}}"
 
 
 def test_webhook_deliveries_have_their_own_queue(tf):
@@ -460,6 +467,31 @@ def test_auth_accepts_the_run_app_urls_as_audiences(tf, monkeypatch):
     assert sorted(seen["audience"]) == sorted(urls.values())
 
 
+def _public_url(tf, name: str) -> str:
+    template = re.search(r'name => "([^"]+)"', _locals(tf)["public_urls"]).group(1)
+    return (template.replace("${local.run_services[name]}", _run_service(tf, name))
+            .replace("${data.google_project.this.number}", PROJECT_NUMBER).replace("${var.region}", REGION))
+
+
+def test_the_gateway_signs_for_the_audiences_the_public_functions_accept(tf):
+    """API Gateway calls each public function at its run.app URL with an ID token for that URL (jwt_audience); the
+    functions take X-Forwarded-Authorization only beside such a token of GATEWAY_SA, for one of OIDC_AUDIENCES."""
+    public = {name for name, fn in _locals(tf)["functions"].items() if fn["public"]}
+    assert "for name in keys(local.public_functions)" in _locals(tf)["public_urls"]
+    assert {n: _public_url(tf, n) for n in public} == {
+        n: f"https://{n.replace('_', '-')}-{PROJECT_NUMBER}.{REGION}.run.app" for n in public}
+    env = _locals(tf)["function_env"]
+    assert env["GATEWAY_SA"] == "${google_service_account.gateway.email}"
+    assert env["OIDC_AUDIENCES"] == ("${jsonencode([for name in sort(keys(local.public_urls)) : "
+                                     "local.public_urls[name]])}")
+    assert "for name in keys(local.public_functions) : name => local.public_urls[name]" in _locals(tf)["gateway_spec"]
+    urls = {name: f"https://{name}.example.run.app" for name in gateway_spec.public_functions()}
+    spec = json.loads(gateway_spec.render_template(gateway_spec.TEMPLATE_PATH.read_text(encoding="utf-8"), urls))
+    for methods in spec["paths"].values():
+        for op in methods.values():
+            assert op["x-google-backend"]["jwt_audience"] == op["x-google-backend"]["address"]
+
+
 def test_checks_compare_the_computed_names_and_urls_with_googles(tf):
     checks = {name: body for block in tf["check"] for name, body in block.items()}
     assert "local.run_services[name]" in json.dumps(checks["run_services"])
@@ -541,8 +573,9 @@ def test_secret_grants_wait_for_secret_manager(tf):
     grant = _resources(tf, "google_secret_manager_secret_iam_member")["runtime"]
     assert "${google_project_service.enabled}" in grant["depends_on"]
     assert '"secretmanager.googleapis.com"' in _locals(tf)["services"]
-    secret = _resources(tf, "google_secret_manager_secret")["webhook_key"]
-    assert "${google_project_service.enabled}" in secret["depends_on"]
+    for name in ("webhook_key", "page_token_key"):
+        secret = _resources(tf, "google_secret_manager_secret")[name]
+        assert "${google_project_service.enabled}" in secret["depends_on"]
 
 
 def test_max_instances_is_a_lookup_so_the_precondition_speaks(tf):

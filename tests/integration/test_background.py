@@ -38,9 +38,10 @@ def test_a_task_delivered_twice_does_its_work_once(ledger_env, db, admin, google
     check = app_client("check_status")
     headers = {**admin, "X-CloudTasks-TaskName": f"check_status-{meeting['id']}-v1-end",
                "X-CloudTasks-QueueName": "projects/meet-test/locations/us-central1/queues/meet-tasks"}
-    first = check.post("/", json={"meeting_id": meeting["id"], "schedule_version": 1}, headers=headers)
+    task = {"meeting_id": meeting["id"], "schedule_version": 1, "purpose": "end"}
+    first = check.post("/", json=task, headers=headers)
     gets = google.call_count("calendar.events.get")
-    second = check.post("/", json={"meeting_id": meeting["id"], "schedule_version": 1}, headers=headers)
+    second = check.post("/", json=task, headers=headers)
     assert first.get_json()["outcome"] == "ok" and second.get_json()["outcome"] == "duplicate"
     assert second.status_code == 200 and google.call_count("calendar.events.get") == gets
     runs = bootstrap.deps().ledger.recent_jobs("check_status", limit=5)
@@ -77,8 +78,9 @@ def test_with_firestore_down_the_api_and_the_jobs_still_work(function_env, monke
     assert created.status_code == 201
     meeting = created.get_json()
     assert api.get(f"/v1/meetings/{meeting['id']}").status_code == 200
-    summary = app_client("check_status").post("/internal/check-status", json={"meeting_id": meeting["id"]},
-                                              headers={**admin, "X-CloudTasks-TaskName": "t-" + uuid.uuid4().hex})
+    task = {"meeting_id": meeting["id"], "schedule_version": 1, "purpose": "end"}
+    summary = app_client("check_status").post("/internal/check-status", json=task, headers={
+        **admin, "X-CloudTasks-TaskName": f"check_status-{meeting['id']}-v1-end"})
     assert summary.status_code == 200 and summary.get_json()["status"] == "SCHEDULED"
     assert api.delete(meeting["id"]).get_json()["status"] == "CANCELLED"
 

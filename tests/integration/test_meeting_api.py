@@ -286,12 +286,6 @@ def test_health_is_503_when_the_database_is_down(monkeypatch, function_env):
     assert response.status_code == 503 and response.get_json()["database"] == "unavailable"
 
 
-def test_behind_api_gateway_the_key_arrives_as_x_forwarded_authorization(api):
-    meeting = api.post().get_json()
-    forwarded = {"X-Forwarded-Authorization": api.auth["Authorization"], "Authorization": "Bearer gateway-id-token"}
-    assert api.read.get(f"/v1/meetings/{meeting['id']}", headers=forwarded).status_code == 200
-
-
 def test_a_method_no_function_serves_lists_every_allowed_method(api):
     response = api.read.put("/v1/meetings/00000000-0000-0000-0000-000000000000", headers=api.auth)
     assert response.status_code == 405

@@ -16,7 +16,7 @@ import pytest
 from dev.emulators import REPO_ROOT, free_port
 from shared.adapters.cloud_tasks import CloudTasksQueue, NullQueue, Task, TaskEnqueueError, TaskTooFarAhead, build_queue
 
-INVOKER = "tasks-invoker@meet-test.iam.gserviceaccount.com"
+from tests.conftest import LOCAL_INVOKER_SA as INVOKER  # the account the session's emulator acts as
 
 
 @dataclass

@@ -404,8 +404,13 @@ def test_a_duplicated_task_delivers_once(client, receivers, admin):
     same = {**admin, "X-CloudTasks-TaskName": f"deliver_webhooks-{delivery['id']}-a1"}
     answers = [function.post("/", json=task, headers=same).get_json() for _ in range(2)]
     # The sweep's task for the same attempt (another name) finds it made, too.
-    racing = function.post("/", json=task, headers={**admin, "X-CloudTasks-TaskName": "other-name"}).get_json()
+    racing = function.post("/", json=task, headers={
+        **admin, "X-CloudTasks-TaskName": f"deliver_webhooks-{delivery['id']}-a1-s1700000000"}).get_json()
     assert [a["outcome"] for a in answers + [racing]] == ["ok", "duplicate", "duplicate"]
+    # A name that is not this body's delivery and attempt marks nothing.
+    for name in (f"deliver_webhooks-{uuid.uuid4()}-a1", f"deliver_webhooks-{delivery['id']}-a2", "other-name"):
+        forged = function.post("/", json=task, headers={**admin, "X-CloudTasks-TaskName": name})
+        assert forged.status_code == 422 and forged.get_json()["errors"][0]["field"] == "X-CloudTasks-TaskName"
     assert len(drain(receiver, endpoint["secret"])) == 1
     gone = function.post("/", json={"delivery_id": str(uuid.uuid4()), "attempt": 1}, headers=admin)
     assert gone.status_code == 200 and gone.get_json()["outcome"] == "skipped"
@@ -458,11 +463,11 @@ def cloud_tasks(hooks_env, tasks_emulator, admin, monkeypatch):
     function = make_server("127.0.0.1", 0, functions_framework.create_app(
         "deliver_webhooks", str(ROOT / "functions/deliver_webhooks/main.py")), threaded=True)
     function_url = f"http://127.0.0.1:{function.server_port}"
-    # The emulator sends no OIDC token; the gateway presents an admin key on task deliveries, as `make run` does.
-    gateway = make_server("127.0.0.1", 0, Gateway({"deliver_webhooks": function_url},
-                                                  task_auth=admin["Authorization"]), threaded=True)
+    # The emulator attaches the invoker's ID token to each task, as Cloud Tasks does; the gateway adds nothing.
+    gateway = make_server("127.0.0.1", 0, Gateway({"deliver_webhooks": function_url}), threaded=True)
     for server in (function, gateway):
         threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("TASKS_INVOKER_SA", tasks_emulator.invoker)
     monkeypatch.setenv("WEBHOOK_TASKS_QUEUE", tasks_emulator.queue_path)
     monkeypatch.setenv("TASKS_EMULATOR_HOST", tasks_emulator.host_port)
     monkeypatch.setenv("DELIVER_WEBHOOKS_URL", f"http://127.0.0.1:{gateway.server_port}/internal/deliver-webhooks")

@@ -490,3 +490,51 @@ def test_module_entry_point_serves_until_sigterm():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --- persistence: the world outlives a restart -----------------------------------------------------------------
+
+def test_a_restarted_fake_with_a_state_file_keeps_its_world(tmp_path):
+    import requests as http
+
+    from dev.fake_google import FakeGoogle
+
+    state = tmp_path / "world.json"
+    with FakeGoogle(state_file=state) as first:
+        control = first.control()
+        token = control.user_token("doctor@clinica.com", ["https://www.googleapis.com/auth/calendar"])
+        made = http.post(first.url + "calendar/v3/calendars/primary/events", timeout=10,
+                         headers={"Authorization": f"Bearer {token}"},
+                         json={"summary": "x", "start": {"dateTime": "2030-01-01T10:00:00Z"},
+                               "end": {"dateTime": "2030-01-01T11:00:00Z"},
+                               "conferenceData": {"createRequest": {
+                                   "requestId": "r1", "conferenceSolutionKey": {"type": "hangoutsMeet"}}}},
+                         params={"conferenceDataVersion": 1}).json()
+        assert made["id"], made
+        control.create_conference(start_time="now", participants=[{"kind": "anonymous", "display_name": "P"}])
+        control.add_workspace_user("suspended@clinica.com", suspended=True)
+        control.configure(conference_mode="pending")
+        before = (control.events(), control.workspace_users(), control.config())
+        assert len(before[0]) == 1
+        control.close()
+    assert oct(state.stat().st_mode & 0o777) == "0o600"
+    with FakeGoogle(state_file=state) as second:
+        control = second.control()
+        assert (control.events(), control.workspace_users(), control.config()) == before
+        # Tokens it issued before still work, as Google's outlive a restart of any one server.
+        again = http.get(second.url + f"calendar/v3/calendars/primary/events/{made['id']}", timeout=10,
+                         headers={"Authorization": f"Bearer {token}"})
+        assert again.status_code == 200 and again.json()["id"] == made["id"]
+        control.close()
+
+
+def test_an_unreadable_state_file_is_set_aside_not_trusted(tmp_path):
+    from dev.fake_google import FakeGoogle
+
+    state = tmp_path / "world.json"
+    state.write_text("{not json")
+    with FakeGoogle(state_file=state) as fake:
+        control = fake.control()
+        assert control.events() == []
+        control.close()
+    assert (tmp_path / "world.json.unreadable").read_text() == "{not json"

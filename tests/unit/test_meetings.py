@@ -6,7 +6,9 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from pydantic import SecretStr
 
+from shared.adapters.postgres import repository as repo
 from shared.services import meetings
 from shared.domain.errors import Conflict, InvalidInput, NotFound, Unavailable, UpstreamFailed
 from shared.web.models import MeetingCreate, MeetingListQuery
@@ -242,6 +244,41 @@ def test_a_forged_page_token_is_invalid_input(db, principal, settings):
     with pytest.raises(InvalidInput) as caught:
         meetings.list_meetings(MeetingListQuery(page_token="bm9wZQ"), principal=principal, db=db, settings=settings)
     assert caught.value.errors[0]["field"] == "page_token"
+
+
+def test_page_tokens_are_signed_so_a_forged_or_altered_one_is_invalid_input(db, principal, calendar, settings):
+    import base64
+    import json
+
+    for i in range(3):
+        create(body(external_reference=f"signed-{i}"), principal=principal, db=db, calendar=calendar, settings=settings)
+    token = meetings.list_meetings(MeetingListQuery(page_size=1), principal=principal, db=db,
+                                   settings=settings).next_page_token
+    payload, _, mac = token.partition(".")
+    seen = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+    def forge(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    other_key = settings.model_copy(update={"page_token_key": SecretStr("k" * 40)})
+    with db.transaction() as cur:
+        last = repo.get_meeting(cur, seen["i"])
+    forged = [
+        payload,  # the signature left off (the unsigned tokens of before)
+        f"{forge(dict(seen, c='2099-01-01T00:00:00+00:00'))}.{mac}",  # another position under the same signature
+        meetings.encode_page_token(last, other_key),  # another deployment's key
+        f"{payload}.{mac[:-2]}AA",
+        f"{payload}.ñ{mac[1:]}", "Ê󱑴.𧈗9",  # any text a client sends: still a 422, never a 500
+    ]
+    for bad in forged:
+        with pytest.raises(InvalidInput) as caught:
+            meetings.list_meetings(MeetingListQuery(page_token=bad), principal=principal, db=db, settings=settings)
+        assert caught.value.errors[0]["field"] == "page_token"
+    # Rotation: with the new key first and the old one after it, tokens already handed out still work.
+    rotated = settings.model_copy(update={"page_token_key": SecretStr("n" * 40 + "," + "k" * 40)})
+    issued_before = meetings.encode_page_token(last, other_key)
+    assert meetings.list_meetings(MeetingListQuery(page_token=issued_before), principal=principal, db=db,
+                                  settings=rotated).items
 
 
 def test_a_list_page_holds_twenty_meetings_by_default(db, principal, calendar, settings):
