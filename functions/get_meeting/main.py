@@ -3,7 +3,7 @@
 Availability lives here because it is a read: a query to Google Calendar that writes nothing."""
 import functions_framework
 
-from shared.services import availability, meetings, page_tokens
+from shared.services import availability, meetings
 from shared.services import health as health_check
 from shared.web import docs_page
 from shared.web.app import Context, FunctionApp, Reply
@@ -50,11 +50,9 @@ def health(ctx: Context):
 
 @app.route("openapi")
 def openapi_document(ctx: Context):
-    from shared.web import examples, openapi  # the document builds every model's schema: only when asked for
+    from shared.web import openapi  # the document builds every model's schema: only when asked for
 
-    # The example page token signed as this deployment signs them, so "Try it out" runs as the document shows it.
-    token = page_tokens.sign(examples.PAGE_TOKEN, ctx.deps.settings)
-    return openapi.served(openapi.origin(ctx.request.headers, ctx.request.host_url), examples={"page_token": token})
+    return openapi.served(openapi.origin(ctx.request.headers, ctx.request.host_url))
 
 
 @app.route("docs")

@@ -110,7 +110,15 @@ def authenticate_caller(db: Database, authorization: str | None, forwarded: str 
     ignored: whoever sends it cannot make a key of someone else's count beside credentials of their own."""
     if forwarded is not None and settings.gateway_sa and _from_gateway(authorization, settings):
         return authenticate(db, forwarded, cache=cache)
+    if forwarded is None and settings.gateway_sa and not _api_key(authorization):
+        # Behind the gateway a caller without a key arrives with the gateway's token alone: no key was sent.
+        return authenticate(db, None, cache=cache)
     return authenticate(db, authorization, cache=cache)
+
+
+def _api_key(authorization: str | None) -> bool:
+    scheme, _, token = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and token.strip().startswith(KEY_PREFIX)
 
 
 def _from_gateway(authorization: str | None, settings) -> bool:

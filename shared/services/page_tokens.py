@@ -3,6 +3,10 @@
 A token is the position (`created_at`, `id`) of the last item given, as base64url JSON, then `.` and an HMAC-SHA256
 of it under PAGE_TOKEN_KEY. The key holds one or more keys, comma-separated: the first signs, every one verifies,
 so a key can be rotated without breaking the tokens handed out.
+
+One unsigned token is accepted too: EXAMPLE, the one the API document shows (a fixed position, the example
+meeting's), so that "Try it out" and generated clients run the documented request as printed, and the document is
+the same for every deployment. Accepting it opens nothing: it is public, and any client may list from that position.
 """
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 _INSTANCE_KEY: list[bytes] = []
+# The documented example: the page after the example meeting (shared/web/examples.py shows it).
+EXAMPLE_POSITION = {"c": "2025-11-20T09:12:31+00:00", "i": "7c9e6679-7425-40de-944b-e07fc1f90ae7"}
+EXAMPLE = base64.urlsafe_b64encode(json.dumps(EXAMPLE_POSITION).encode()).decode().rstrip("=")
 
 
 def encode(created_at: datetime, item_id: str, settings: Settings) -> str:
@@ -38,6 +45,8 @@ def sign(payload: str, settings: Settings) -> str:
 def decode(token: str, settings: Settings, *, field: str = "page_token") -> tuple[datetime, str]:
     """The position a token this API issued stands for; InvalidInput naming `field` for any other text."""
     refused = InvalidInput.field(field, "is not a token this API issued")
+    if token == EXAMPLE:
+        return datetime.fromisoformat(EXAMPLE_POSITION["c"]), EXAMPLE_POSITION["i"]
     payload, _, mac = token.partition(".")
     # Compared as bytes: a token is any text the client sends (compare_digest refuses non-ASCII str).
     given = mac.encode("utf-8", "surrogatepass")

@@ -1,11 +1,11 @@
 """Example values of the API document: XOMA's seed body, an upcoming appointment, and what the API answers."""
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime, timezone
 from typing import Any
+
+from shared.services import page_tokens
 
 # XOMA's body as it sends it today (the contract's seed): its slot is in the past, so the status check soon marks
 # such a meeting FINISHED and it can no longer be rescheduled or cancelled.
@@ -91,9 +91,9 @@ CANCELLED_MEETING: Any = dict(UPCOMING_MEETING, status="CANCELLED", updated_at="
 FINISHED_MEETING: Any = dict(MEETING, status="FINISHED", participants=PARTICIPANTS, recordings=RECORDINGS,
                         transcripts=TRANSCRIPTS, updated_at="2025-11-25T16:40:00Z")
 PAGE: Any = {"items": [UPCOMING_MEETING], "next_page_token": None}
-# A token as the API issues them (it continues after the example meeting); tokens are opaque to callers.
-PAGE_TOKEN = base64.urlsafe_b64encode(json.dumps(
-    {"c": "2025-11-20T09:12:31+00:00", "i": MEETING_ID}).encode()).decode().rstrip("=")
+# The documented page token (the page after the example meeting): the one unsigned token the API accepts.
+PAGE_TOKEN = page_tokens.EXAMPLE
+assert page_tokens.EXAMPLE_POSITION["i"] == MEETING_ID
 LIST_FILTERS: Any = {"status": "CREATED", "organizer_email": SEED["organizer_email"],
                 "external_reference": UPCOMING["external_reference"], "scheduled_from": f"{_YEAR}-11-01T00:00:00Z",
                 "scheduled_to": f"{_YEAR}-12-01T00:00:00Z", "page_size": 20, "page_token": PAGE_TOKEN}

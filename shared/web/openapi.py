@@ -292,14 +292,6 @@ def document() -> dict[str, Any]:
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
 
-def _with_examples(op: Any, examples: dict[str, Any]) -> Any:
-    params = op.get("parameters") if isinstance(op, dict) else None
-    if not params or not any(p.get("name") in examples for p in params):
-        return op
-    return {**op, "parameters": [dict(p, example=examples[p["name"]]) if p.get("name") in examples else p
-                                 for p in params]}
-
-
 def origin(headers: Any, host_url: str) -> str:
     """The scheme and host the caller used: a proxy's X-Forwarded-Proto and -Host when given, else the request's."""
     scheme, _, rest = host_url.partition("://")
@@ -313,14 +305,10 @@ def origin(headers: Any, host_url: str) -> str:
     return f"{scheme}://{host}"
 
 
-def served(base_url: str, examples: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The document as served at `base_url`: its `servers` entry is that origin, usable as a client's base URL;
-    `examples` replaces the example of the parameters so named (a page token signed by this deployment)."""
+def served(base_url: str) -> dict[str, Any]:
+    """The document as served at `base_url`: its `servers` entry is that origin, usable as a client's base URL."""
     doc = copy.copy(document())
     doc["servers"] = [{"url": base_url, "description": "The server this document was read from"}]
-    if examples:
-        doc["paths"] = {path: {method: _with_examples(op, examples) for method, op in ops.items()}
-                        for path, ops in doc["paths"].items()}
     return {"openapi": doc["openapi"], "info": doc["info"], "servers": doc["servers"],
             **{k: v for k, v in doc.items() if k not in ("openapi", "info", "servers")}}
 

@@ -137,8 +137,9 @@ def _url_map(routes: tuple[Route, ...], aliases: bool) -> Map:
 
 
 def allowed_methods(error: MethodNotAllowed) -> list[str]:
-    """The table's methods on a path whose method werkzeug refused (HEAD rides along with GET)."""
-    return [m for m in (error.valid_methods or []) if m not in ("HEAD", "OPTIONS")]
+    """The table's methods on a path whose method werkzeug refused (HEAD rides along with GET), sorted: werkzeug
+    gives them in set order, which changes from one process to the next."""
+    return sorted(m for m in (error.valid_methods or []) if m not in ("HEAD", "OPTIONS"))
 
 
 def resolve(method: str, path: str, routes: tuple[Route, ...] = ROUTES, *,

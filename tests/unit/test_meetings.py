@@ -274,6 +274,13 @@ def test_page_tokens_are_signed_so_a_forged_or_altered_one_is_invalid_input(db, 
         with pytest.raises(InvalidInput) as caught:
             meetings.list_meetings(MeetingListQuery(page_token=bad), principal=principal, db=db, settings=settings)
         assert caught.value.errors[0]["field"] == "page_token"
+    # The one unsigned token accepted is the document's own example, so "Try it out" runs as printed.
+    from shared.services import page_tokens
+    from shared.web import examples
+
+    assert examples.PAGE_TOKEN == page_tokens.EXAMPLE
+    assert meetings.list_meetings(MeetingListQuery(page_token=examples.PAGE_TOKEN), principal=principal, db=db,
+                                  settings=settings).items is not None
     # Rotation: with the new key first and the old one after it, tokens already handed out still work.
     rotated = settings.model_copy(update={"page_token_key": SecretStr("n" * 40 + "," + "k" * 40)})
     issued_before = meetings.encode_page_token(last, other_key)
