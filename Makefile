@@ -1,9 +1,12 @@
 # The product's commands. `make help` lists them.
 SHELL := /bin/bash
-PYTHON ?= python3
+# The functions run on Cloud Functions' python312 runtime (infra/terraform/functions.tf); the virtualenv is made
+# with the same minor version (dev/find_python.sh finds one), so the local stack runs what the cloud runs.
+RUNTIME_PYTHON := 3.12
+PYTHON ?= $(shell bash dev/find_python.sh $(RUNTIME_PYTHON) 2>/dev/null)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-python$(RUNTIME_PYTHON)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -15,7 +18,10 @@ help: ## list the targets
 install: $(STAMP) ## install everything into .venv (idempotent)
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON)" || { bash dev/find_python.sh $(RUNTIME_PYTHON); exit 1; }
+	@# A virtualenv of another Python (an older checkout's) is made again rather than upgraded in place.
+	@$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(RUNTIME_PYTHON)".split("."))))' \
+		2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	@# setuptools warns at length that an editable install is one; the product is meant to be one here.
@@ -62,7 +68,7 @@ clean: ## remove the virtualenv and build output (keeps .local/ data)
 .PHONY: package gateway-spec lint
 
 package: ## build one reproducible zip per function into build/, named by content hash (for terraform apply)
-	@$(PYTHON) -m ops.package
+	@$(or $(PYTHON),python3) -m ops.package
 
 gateway-spec: install ## regenerate infra/terraform/generated/ (the API Gateway spec) from the route table
 	@$(PY) -m ops.gateway_spec --write

@@ -217,7 +217,7 @@ resource "google_cloudfunctions2_function" "fn" {
   description = each.value.description
 
   build_config {
-    runtime           = "python311"
+    runtime           = "python312"
     entry_point       = each.key
     service_account   = google_service_account.build.id
     docker_repository = google_artifact_registry_repository.functions.id

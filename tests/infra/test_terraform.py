@@ -90,7 +90,7 @@ def test_every_function_directory_has_its_terraform_function(tf):
     assert fn["name"] == "${each.key}"
     build = _one(fn["build_config"])
     assert build["entry_point"] == "${each.key}", "the entry point must be the function's name"
-    assert build["runtime"] == "python311"
+    assert build["runtime"] == "python312"
 
 
 def test_function_table_agrees_with_the_route_table(tf):
