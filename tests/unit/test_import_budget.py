@@ -43,6 +43,8 @@ def test_importing_a_function_builds_no_model_and_loads_no_driver(name):
     assert found["built"] == []
     # The database driver and the email validator come with the first request that needs them.
     assert [m for m in ("pg8000", "email_validator") if m in found["modules"]] == []
+    # Settings are read from the environment without pydantic-settings (decision 0012).
+    assert [m for m in found["modules"] if m.startswith("pydantic_settings")] == []
 
 
 def test_the_read_function_leaves_the_openapi_document_to_its_route():
