@@ -458,11 +458,11 @@ def import_profile(name: str, world: World) -> dict:
 def api_core_scan(world: World) -> dict:
     """Two costs of a create's first request that are not the product's own, measured alone.
 
-    google.api_core's Python-version check, run again as its import ran it (with no cached scan): on Python 3.11 from 2026-10-24 (a year
-    before its end of life) it warns, and to name the package in the warning it reads the metadata of every
-    installed distribution (importlib.metadata.packages_distributions); on 3.12, the functions' runtime (decision
-    0011), it has nothing to warn about until 2027-10. And the local signing key: google-auth loads it with the RSA
-    key checks; in the cloud the delegation assertion is signed through IAM (a network call) instead.
+    google.api_core's Python-version check, run again as its import ran it (with no cached scan): on Python 3.11
+    from 2026-10-24 (a year before its end of life) it warns, and to name the package in the warning it reads the
+    metadata of every installed distribution (importlib.metadata.packages_distributions); on 3.12, the functions'
+    runtime (decision 0011), it has nothing to warn about until 2027-10. And the local signing key, as the product
+    loads it (without the RSA consistency checks: its own key); in the cloud IAM signs (a network call) instead.
     """
     code = ("import time, warnings, importlib.metadata as m; from google.api_core import _python_version_support as v;"
             " v._cached_packages_distributions.cache_clear(); warnings.simplefilter('ignore'); t = time.perf_counter();"
@@ -474,9 +474,8 @@ def api_core_scan(world: World) -> dict:
                                 text=True, timeout=60, check=True)
         count, status, seconds = result.stdout.split()
         samples.append(float(seconds))
-    key = world.google["google_signing_key_file"]
-    code = ("import time; from google.auth import crypt; t = time.perf_counter();"
-            f" crypt.RSASigner.from_string(open({key!r}).read()); print(time.perf_counter() - t)")
+    code = ("import time; from shared.settings import Settings; from shared.adapters import google; s = Settings();"
+            " t = time.perf_counter(); google._signer(s); print(time.perf_counter() - t)")
     loads = [float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=world.env(), capture_output=True,
                                   text=True, timeout=60, check=True).stdout) for _ in range(3)]
     return {"ms": round(statistics.median(samples) * 1000, 1), "distributions": int(count), "status": status,
@@ -868,7 +867,7 @@ def figures(results: dict) -> list[dict]:
                              f"{results['api_core_scan'].get('status', '?')}; a warning scans the "
                              f"{results['api_core_scan']['distributions']} installed distributions)",
          results["api_core_scan"]["ms"]),
-        ("signing_key_load_ms", "  and loading the local signing key (ms; RSA key checks; in the cloud IAM signs)",
+        ("signing_key_load_ms", "  and loading the local signing key (ms; in the cloud IAM signs)",
          results["api_core_scan"]["signing_key_load_ms"]),
         ("memory_get_mib", "resident memory after load, get_meeting worker (MiB)",
          w["memory"]["get_meeting"]["worker_rss_mib"]),
