@@ -12,7 +12,6 @@ from typing import Any
 from shared.adapters.postgres import repository as repo
 from shared.domain.lifecycle import ensure_move
 from shared.domain.meeting import Meeting, Status
-from shared.services import events
 
 
 def change(cur, meeting: Meeting, *, to: Status | None = None, **fields: Any) -> Meeting:
@@ -36,5 +35,7 @@ def change(cur, meeting: Meeting, *, to: Status | None = None, **fields: Any) ->
         if found is None:  # pragma: no cover - meetings are never deleted, and the row lock is held
             raise RuntimeError("the meeting vanished under its row lock")
         after = found
+    from shared.services import events  # the outbox, with the first write: a read function never loads it
+
     events.record(cur, meeting, after)
     return after

@@ -51,11 +51,18 @@ def test_the_read_function_leaves_the_openapi_document_to_its_route():
     assert "shared.web.openapi" not in _probe("get_meeting")["modules"]
 
 
+def test_the_read_function_leaves_the_webhooks_outbox_to_the_first_write():
+    modules = _probe("get_meeting")["modules"]
+    assert [m for m in ("shared.services.events", "shared.adapters.postgres.webhooks") if m in modules] == []
+
+
 GC_PROBE = """
-import gc, json, sys
+import gc, json, os, sys
 import functions_framework
 app = functions_framework.create_app("get_meeting", sys.argv[1])
-loaded = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
+from pydantic.plugin import _loader
+loaded = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(),
+          "plugins_looked_for": _loader._plugins is not None}
 app.test_client().get("/v1/health")  # no database here: a 503, which is an answer all the same
 print(json.dumps({"loaded": loaded, "answered": {"enabled": gc.isenabled()}}))
 """
@@ -70,6 +77,8 @@ def test_collections_pause_while_a_function_loads_and_resume_after_its_first_req
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found["loaded"]["enabled"] is False and found["loaded"]["frozen"] > 0
     assert found["answered"]["enabled"] is True
+    # pydantic's scan of every distribution for plugins is skipped (the settings' validator was built at load).
+    assert found["loaded"]["plugins_looked_for"] is False
 
 
 def test_importing_the_package_outside_a_function_leaves_collections_alone():
