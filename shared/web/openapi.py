@@ -155,8 +155,8 @@ def _problem(status: int, problem_ref: dict[str, str], *, replayable: bool = Fal
 
 def _success_content(route: Route, names: dict[tuple[type, str], str]) -> dict[str, Any]:
     example = _RESPONSE_EXAMPLES.get(route.operation_id)
-    if route.response is not None:
-        schema: dict[str, Any] = {"$ref": _REF.format(model=names[(route.response, "serialization")])}
+    if route.response_model is not None:
+        schema: dict[str, Any] = {"$ref": _REF.format(model=names[(route.response_model, "serialization")])}
     elif route.content_type == "application/json":
         schema = {"type": "object"}
     else:
@@ -187,8 +187,8 @@ def _parameters(route: Route, defs: dict[str, Any]) -> list[dict[str, Any]]:
         if name in _PARAM_DESCRIPTIONS:
             param["description"] = _PARAM_DESCRIPTIONS[name]
         params.append(param)
-    if route.query is not None:
-        schema = _flatten(route.query.model_json_schema(ref_template=_REF))
+    if route.query_model is not None:
+        schema = _flatten(route.query_model.model_json_schema(ref_template=_REF))
         defs.update(schema.get("$defs", {}))
         for name, prop in schema["properties"].items():
             param = {"name": name, "in": "query", "required": name in schema.get("required", []),
@@ -210,8 +210,8 @@ def _operation(route: Route, names: dict[Any, str], defs: dict[str, Any],
     params = _parameters(route, defs)
     if params:
         op["parameters"] = params
-    if route.body is not None:
-        media: dict[str, Any] = {"schema": {"$ref": _REF.format(model=names[(route.body, "validation")])}}
+    if route.body_model is not None:
+        media: dict[str, Any] = {"schema": {"$ref": _REF.format(model=names[(route.body_model, "validation")])}}
         if route.operation_id in _BODY_EXAMPLES:
             media["examples"] = _BODY_EXAMPLES[route.operation_id]
         op["requestBody"] = {"required": True, "content": {"application/json": media}}
@@ -252,10 +252,10 @@ def document() -> dict[str, Any]:
     routes = public_routes()
     wanted: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [(m.Problem, "serialization")]
     for r in routes:
-        if r.body is not None:
-            wanted.append((r.body, "validation"))
-        if r.response is not None:
-            wanted.append((r.response, "serialization"))
+        if r.body_model is not None:
+            wanted.append((r.body_model, "validation"))
+        if r.response_model is not None:
+            wanted.append((r.response_model, "serialization"))
     wanted += webhook_models()
     wanted = list(dict.fromkeys(wanted))
     keys, defs = models_json_schema(wanted, ref_template=_REF)

@@ -3,6 +3,7 @@ derive from it."""
 from __future__ import annotations
 
 import functools
+import importlib
 import re
 from dataclasses import dataclass, field
 
@@ -11,7 +12,21 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 
 from shared.web import models as m
-from shared.web import webhook_models as wm
+
+# A model named by "module.Class" is imported when the API document asks for it: the webhooks' models are named so,
+# and a function that serves no webhook route never loads them.
+ModelRef = type[BaseModel] | str | None
+
+
+def _wm(name: str) -> str:
+    return f"shared.web.webhook_models.{name}"
+
+
+def _model(ref: ModelRef) -> type[BaseModel] | None:
+    if isinstance(ref, str):
+        module, _, name = ref.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+    return ref
 
 
 @dataclass(frozen=True)
@@ -24,9 +39,9 @@ class Route:
     operation_id: str
     summary: str
     auth: str = "key"  # "key": a client API key; "none": open; "internal": OIDC invoker or admin key
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
+    body: ModelRef = None
+    query: ModelRef = None
+    response: ModelRef = None
     status: int = 200
     errors: tuple[int, ...] = ()
     content_type: str = "application/json"
@@ -36,6 +51,18 @@ class Route:
     # Answer fields shown once (signing secrets): an Idempotency-Key replay answers them as null, and they are never
     # kept in the idempotency store.
     secret_fields: tuple[str, ...] = ()
+
+    @property
+    def body_model(self) -> type[BaseModel] | None:
+        return _model(self.body)
+
+    @property
+    def query_model(self) -> type[BaseModel] | None:
+        return _model(self.query)
+
+    @property
+    def response_model(self) -> type[BaseModel] | None:
+        return _model(self.response)
 
     @property
     def params(self) -> list[str]:
@@ -88,26 +115,26 @@ ROUTES: tuple[Route, ...] = (
     # Push events: a client's webhook endpoints and their deliveries, and the internal function that delivers.
     Route("POST", "/v1/webhook-endpoints", "manage_webhooks", "createWebhookEndpoint",
           "Register a webhook endpoint; its signing secret is shown in this answer only",
-          body=wm.WebhookEndpointCreate, response=wm.WebhookEndpointCreated, status=201,
+          body=_wm("WebhookEndpointCreate"), response=_wm("WebhookEndpointCreated"), status=201,
           errors=(400, 401, 409, 413, 415, 422, 503), secret_fields=("secret",)),
     Route("GET", "/v1/webhook-endpoints", "manage_webhooks", "listWebhookEndpoints", "The client's webhook endpoints",
-          response=wm.WebhookEndpointList, errors=(401, 503)),
+          response=_wm("WebhookEndpointList"), errors=(401, 503)),
     Route("GET", "/v1/webhook-endpoints/{endpoint_id}", "manage_webhooks", "getWebhookEndpoint",
-          "Read one webhook endpoint (without its secret)", response=wm.WebhookEndpointOut, errors=_READ_ERRORS),
+          "Read one webhook endpoint (without its secret)", response=_wm("WebhookEndpointOut"), errors=_READ_ERRORS),
     Route("DELETE", "/v1/webhook-endpoints/{endpoint_id}", "manage_webhooks", "deleteWebhookEndpoint",
           "Delete a webhook endpoint: nothing more is sent to it", status=204, errors=_READ_ERRORS),
     Route("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "manage_webhooks", "rotateWebhookSecret",
           "A new signing secret; for 24 h deliveries are signed with the new and the previous one",
-          response=wm.WebhookSecret, errors=_READ_ERRORS, secret_fields=("secret",)),
+          response=_wm("WebhookSecret"), errors=_READ_ERRORS, secret_fields=("secret",)),
     Route("GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries", "manage_webhooks", "listWebhookDeliveries",
-          "The endpoint's deliveries, newest first", query=wm.WebhookDeliveryQuery, response=wm.WebhookDeliveryPage,
-          errors=(401, 404, 422, 503)),
+          "The endpoint's deliveries, newest first", query=_wm("WebhookDeliveryQuery"),
+          response=_wm("WebhookDeliveryPage"), errors=(401, 404, 422, 503)),
     Route("POST", "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry", "manage_webhooks",
           "retryWebhookDelivery", "Send a delivery again now, with the same webhook-id",
-          response=wm.WebhookDeliveryOut, status=202, errors=(401, 404, 409, 503)),
+          response=_wm("WebhookDeliveryOut"), status=202, errors=(401, 404, 409, 503)),
     Route("POST", "/internal/deliver-webhooks", "deliver_webhooks", "deliverWebhooks",
           "Send one attempt of one webhook delivery, or sweep the overdue ones", auth="internal",
-          body=wm.DeliveryRequest, response=wm.DeliverySummary, public=False, also=("/", "/deliver_webhooks"),
+          body=_wm("DeliveryRequest"), response=_wm("DeliverySummary"), public=False, also=("/", "/deliver_webhooks"),
           errors=(400, 401, 403, 409, 503)),
 )
 
