@@ -448,7 +448,8 @@ def main() -> int:
                  "pids": {**{c.name: c.process.pid for c in stack.components if isinstance(c, Process)},
                           **{c.name: c.emulator.process.pid for c in stack.components if isinstance(c, EmulatorSlot)}},
                  "firestore": firestore.host_port, "cloud_tasks": cloud_tasks.host_port,
-                 "tasks_queue": env["TASKS_QUEUE"], "tasks_invoker_sa": LOCAL_INVOKER_SA, "project": PROJECT},
+                 "tasks_queue": env["TASKS_QUEUE"], "webhook_tasks_queue": env["WEBHOOK_TASKS_QUEUE"],
+                 "tasks_invoker_sa": LOCAL_INVOKER_SA, "project": PROJECT},
                 indent=2))
 
         write_info()

@@ -46,6 +46,25 @@ def tasks_settings(state: Path):
                          tasks_invoker_sa=info.get("tasks_invoker_sa"))
 
 
+def webhook_tasks_settings(state: Path):
+    """The webhook deliveries' queue as the environment names it, else as the running local stack wrote it down."""
+    from shared.settings import TasksSettings
+
+    settings = TasksSettings()
+    if settings.webhook_tasks_queue or settings.tasks_queue:
+        return settings
+    stack = state / "stack.json"
+    if not stack.is_file():
+        raise OpsError("set WEBHOOK_TASKS_QUEUE, DELIVER_WEBHOOKS_URL and TASKS_INVOKER_SA (terraform outputs), "
+                       "or start the local stack with `make run`")
+    info = json.loads(stack.read_text())
+    if not info.get("webhook_tasks_queue"):
+        raise OpsError("the running local stack does not name its webhook queue in stack.json: restart it (`make run`)")
+    return TasksSettings(webhook_tasks_queue=info["webhook_tasks_queue"], tasks_emulator_host=info["cloud_tasks"],
+                         deliver_webhooks_url=f"{info['gateway']}/internal/deliver-webhooks",
+                         tasks_invoker_sa=info.get("tasks_invoker_sa"))
+
+
 def meetings_to_do(db, *, meeting_id: str | None = None, start: datetime | None = None,
                    end: datetime | None = None) -> list[Due]:
     """One meeting by id, or the meetings whose slot starts in [start, end)."""
