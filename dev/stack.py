@@ -5,7 +5,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,27 +17,9 @@ from werkzeug.serving import make_server
 from dev.gateway import Gateway, GatewayRequestHandler, routed_functions
 from dev.id_tokens import IdTokenSource
 from dev.pg import ROOT, embedded, state_dir
+from dev.ports import free_port, wait_for_port, wait_port_free
 
 log = logging.getLogger("stack")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen | None, timeout: float, name: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{name} exited with code {process.returncode} during start-up")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{name} did not open port {port} within {timeout:.0f} s")
 
 
 PROJECT, LOCATION, QUEUE = "local-dev", "us-central1", "meet-tasks"
@@ -139,7 +120,7 @@ class Process(Component):
         # What is left of its group (gunicorn workers outliving their master) goes first, freeing the port.
         _kill_group(self.process.pid)
         if self.port is not None:
-            _wait_port_free(self.port, 15)
+            wait_port_free(self.port, 15)
         self.process = self._spawn()
         if self.port is not None:
             wait_for_port(self.port, self.process, 60, self.name)
@@ -273,21 +254,6 @@ def _kill_group(pgid: int) -> None:
     deadline = time.monotonic() + 5
     while process_group_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.05)
-
-
-def _wait_port_free(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with socket.socket() as probe:
-            # As the servers bind: connections of the old process left in TIME_WAIT do not hold the port.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"port {port} is still taken") from None
-        time.sleep(0.1)
 
 
 def ensure_key(db_url: str, path: Path, *, name: str = "local-dev", role: str = "service") -> str:
