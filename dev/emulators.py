@@ -68,6 +68,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
+from dev import prerequisites
 from dev.ports import LOOPBACK, accepts_connections, port_taken
 
 logger = logging.getLogger(__name__)
@@ -250,14 +251,14 @@ def start_firestore(
     timeout: float = 60,
 ) -> Emulator:
     """Start the Firestore emulator on 127.0.0.1:port and wait until it answers."""
-    gcloud = shutil.which("gcloud")
-    if gcloud is None:
-        raise EmulatorError(
-            "gcloud not found: install the Google Cloud SDK with the cloud-firestore-emulator component"
-        )
+    try:
+        gcloud = prerequisites.gcloud(os.environ)
+        java = prerequisites.java(os.environ, gcloud)  # JAVA_HOME's java when none is on PATH
+    except prerequisites.Missing as exc:
+        raise EmulatorError(str(exc)) from None
     _ensure_port_free(port)
     host_port = f"{LOOPBACK}:{port}"
-    cmd = [gcloud, "emulators", "firestore", "start", f"--host-port={host_port}"]
+    cmd = [str(gcloud), "emulators", "firestore", "start", f"--host-port={host_port}"]
     if data_dir is not None:
         data_dir = Path(data_dir).resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -265,7 +266,7 @@ def start_firestore(
         if latest is not None:
             logger.info("firestore: importing %s", latest)
             cmd.append(f"--import-data={latest}")
-    env = dict(os.environ)
+    env = dict(os.environ, **java)
     # Keeps gcloud from prompting or reaching out for component updates.
     env["CLOUDSDK_CORE_DISABLE_PROMPTS"] = "1"
     env["CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK"] = "1"
