@@ -2,6 +2,7 @@
 its children to keep third-party noise out of its output."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -49,21 +50,24 @@ def one_line(done: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def test_a_gateway_port_in_use_is_one_line_before_anything_starts(tmp_path):
+@contextlib.contextmanager
+def taken_port():
+    """A port something listens on, as another program's would be."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
+        yield taken.getsockname()[1]
+
+
+def test_a_gateway_port_in_use_is_one_line_before_anything_starts(tmp_path):
+    with taken_port() as port:
         done, elapsed = run_stack(tmp_path, GATEWAY_PORT=str(port))
     assert one_line(done) == f"make run: port {port} is in use (set GATEWAY_PORT to another port)"
     assert elapsed < 10  # no database, no emulator, no function was started first
 
 
 def test_a_fixed_fake_google_port_in_use_names_its_setting(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         done, _ = run_stack(tmp_path, FAKE_GOOGLE_PORT=str(port))
     assert one_line(done) == f"make run: port {port} is in use (set FAKE_GOOGLE_PORT to another port)"
 
