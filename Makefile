@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-python$(RUNTIME_PYTHON)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test-tools run test test-unit test-integration test-e2e migrate api-key smoke clean docs-screenshot
+.PHONY: help install test-tools run test test-unit test-integration test-e2e migrate api-key clean docs-screenshot
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18

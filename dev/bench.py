@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dev.pg import ROOT, embedded, state_dir
+from dev.ports import free_port
 
 log = logging.getLogger("bench")
 
@@ -196,12 +197,6 @@ class BenchError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -55,7 +55,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -69,13 +68,15 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
+from dev import prerequisites
+from dev.ports import LOOPBACK, accepts_connections, port_taken
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOG_DIR = REPO_ROOT / ".local" / "logs"
 TASKS_VENV = REPO_ROOT / ".local" / "venvs" / "tasks-emulator"
 TASKS_INSTALL_SCRIPT = REPO_ROOT / "dev" / "install_tool.sh"
-LOOPBACK = "127.0.0.1"
 
 # Runs inside the tasks emulator's venv; patches the stock server before
 # handing over to its own command line.
@@ -219,13 +220,6 @@ class Emulator:
         self.stop()
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
 def process_group_members(pgid: int) -> list[int]:
     """Return the live (non-zombie) pids whose process group is pgid."""
     proc = Path("/proc")
@@ -257,14 +251,14 @@ def start_firestore(
     timeout: float = 60,
 ) -> Emulator:
     """Start the Firestore emulator on 127.0.0.1:port and wait until it answers."""
-    gcloud = shutil.which("gcloud")
-    if gcloud is None:
-        raise EmulatorError(
-            "gcloud not found: install the Google Cloud SDK with the cloud-firestore-emulator component"
-        )
+    try:
+        gcloud = prerequisites.gcloud(os.environ)
+        java = prerequisites.java(os.environ, gcloud)  # JAVA_HOME's java when none is on PATH
+    except prerequisites.Missing as exc:
+        raise EmulatorError(str(exc)) from None
     _ensure_port_free(port)
     host_port = f"{LOOPBACK}:{port}"
-    cmd = [gcloud, "emulators", "firestore", "start", f"--host-port={host_port}"]
+    cmd = [str(gcloud), "emulators", "firestore", "start", f"--host-port={host_port}"]
     if data_dir is not None:
         data_dir = Path(data_dir).resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -272,7 +266,7 @@ def start_firestore(
         if latest is not None:
             logger.info("firestore: importing %s", latest)
             cmd.append(f"--import-data={latest}")
-    env = dict(os.environ)
+    env = dict(os.environ, **java)
     # Keeps gcloud from prompting or reaching out for component updates.
     env["CLOUDSDK_CORE_DISABLE_PROMPTS"] = "1"
     env["CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK"] = "1"
@@ -325,7 +319,7 @@ def start_cloud_tasks(
         env["TASKS_EMULATOR_OIDC"] = json.dumps({**oidc, "root": str(REPO_ROOT)})
     emulator = _spawn("cloud-tasks", cmd, host_port, env, log_dir)
     started = time.monotonic()
-    _wait_until(emulator, lambda: _accepts_connections(port), timeout)
+    _wait_until(emulator, lambda: accepts_connections(port), timeout)
     for name in (queue, *extra_queues):
         try:
             _create_queue(host_port, project, location, name)
@@ -392,21 +386,9 @@ def _log_tail(emulator: Emulator, lines: int = 30) -> str:
 
 def _ensure_port_free(port: int) -> None:
     # A leftover emulator on the same port would otherwise pass the readiness check. Connections of a stopped one
-    # left in TIME_WAIT do not count (the servers bind with SO_REUSEADDR too), so it can be restarted on its port.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError as exc:
-            raise EmulatorError(f"port {LOOPBACK}:{port} is already in use") from exc
-
-
-def _accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+    # left in TIME_WAIT do not count, so it can be restarted on its port.
+    if port_taken(port):
+        raise EmulatorError(f"port {LOOPBACK}:{port} is already in use")
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

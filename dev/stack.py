@@ -5,40 +5,43 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeVar
 
 from werkzeug.serving import make_server
 
+from dev import prerequisites
 from dev.gateway import Gateway, GatewayRequestHandler, routed_functions
 from dev.id_tokens import IdTokenSource
 from dev.pg import ROOT, embedded, state_dir
+from dev.ports import free_port, wait_for_port, wait_port_free
 
 log = logging.getLogger("stack")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Third-party noise of no use to a developer, off unless the environment sets these itself: gRPC's C core logs
+# INFO lines (a GOAWAY when an emulator closes an idle connection; "skipping fork() handlers" when a process that
+# used gRPC starts another), and google.api_core warns of the Python version on every import. gRPC's errors still
+# show. Fork support is off: nothing here forks a process that goes on using gRPC (children exec at once, and
+# functions-framework forks its worker before the function touches gRPC).
+QUIET = {"GRPC_VERBOSITY": "ERROR", "GRPC_ENABLE_FORK_SUPPORT": "false"}
+API_CORE_NOTICE = "ignore::FutureWarning:google.api_core._python_version_support"
 
 
-def wait_for_port(port: int, process: subprocess.Popen | None, timeout: float, name: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{name} exited with code {process.returncode} during start-up")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{name} did not open port {port} within {timeout:.0f} s")
+def quiet_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """What the stack adds to its own environment, and so to every child's (functions, the fake Google, the
+    emulators), to silence that noise; a value the environment already has stays, and its own PYTHONWARNINGS win."""
+    added = {name: value for name, value in QUIET.items() if name not in environ}
+    python_warnings = environ.get("PYTHONWARNINGS", "")
+    if API_CORE_NOTICE not in python_warnings.split(","):
+        added["PYTHONWARNINGS"] = ",".join(filter(None, (API_CORE_NOTICE, python_warnings)))
+    return added
 
 
 PROJECT, LOCATION, QUEUE = "local-dev", "us-central1", "meet-tasks"
@@ -139,7 +142,7 @@ class Process(Component):
         # What is left of its group (gunicorn workers outliving their master) goes first, freeing the port.
         _kill_group(self.process.pid)
         if self.port is not None:
-            _wait_port_free(self.port, 15)
+            wait_port_free(self.port, 15)
         self.process = self._spawn()
         if self.port is not None:
             wait_for_port(self.port, self.process, 60, self.name)
@@ -275,21 +278,6 @@ def _kill_group(pgid: int) -> None:
         time.sleep(0.05)
 
 
-def _wait_port_free(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with socket.socket() as probe:
-            # As the servers bind: connections of the old process left in TIME_WAIT do not hold the port.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"port {port} is still taken") from None
-        time.sleep(0.1)
-
-
 def ensure_key(db_url: str, path: Path, *, name: str = "local-dev", role: str = "service") -> str:
     """A ready-to-use key, kept under the state dir and reused while it stays valid."""
     from shared.adapters.postgres.db import Database, local_connector
@@ -344,10 +332,17 @@ def scheduler_loop(urls: list[str], invoker, interval: float, stopping: threadin
 
 
 def main() -> int:
+    try:
+        prerequisites.check(os.environ)  # before anything starts: one line, within a second
+    except prerequisites.Missing as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 2
+    os.environ.update(quiet_environment(os.environ))  # before gRPC is loaded: it reads them once
+    warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core._python_version_support")
     logging.basicConfig(level=logging.INFO, format="[stack] %(message)s", stream=sys.stderr)
     state = state_dir()
     state.mkdir(parents=True, exist_ok=True)
-    gateway_port = int(os.environ.get("GATEWAY_PORT", "8080"))
+    gateway_port = int(os.environ.get("GATEWAY_PORT") or "8080")
     stack = Stack()
     stopping = threading.Event()
 
@@ -448,7 +443,8 @@ def main() -> int:
                  "pids": {**{c.name: c.process.pid for c in stack.components if isinstance(c, Process)},
                           **{c.name: c.emulator.process.pid for c in stack.components if isinstance(c, EmulatorSlot)}},
                  "firestore": firestore.host_port, "cloud_tasks": cloud_tasks.host_port,
-                 "tasks_queue": env["TASKS_QUEUE"], "tasks_invoker_sa": LOCAL_INVOKER_SA, "project": PROJECT},
+                 "tasks_queue": env["TASKS_QUEUE"], "webhook_tasks_queue": env["WEBHOOK_TASKS_QUEUE"],
+                 "tasks_invoker_sa": LOCAL_INVOKER_SA, "project": PROJECT},
                 indent=2))
 
         write_info()
@@ -462,7 +458,7 @@ def main() -> int:
               f"  Cloud Tasks:    {cloud_tasks.host_port} (emulator, queue {QUEUE})\n"
               f"  Sweeps:         every {interval:g} s\n"
               f"  Invoker:        {LOCAL_INVOKER_SA} (ID tokens of tasks and sweeps)\n"
-              + "".join(f"  {n:<16}{u}\n" for n, u in functions.items())
+              + "  Functions:\n" + "".join(f"    {n:<18}{u}\n" for n, u in functions.items())
               + f"  API key:        {key}\n"
               f"Press Ctrl-C to stop.\n", flush=True)
         while not stopping.wait(1.0):

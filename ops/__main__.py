@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs = sub.add_parser("jobs", help="the latest background job runs the Firestore ledger recorded")
     jobs.add_argument("--kind", choices=("check_status", "sync_recordings"), help="only this job")
     jobs.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    from ops import webhooks as webhooks_ops
+
+    webhooks_ops.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
@@ -113,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command in ("check", "sync", "backfill"):
             return _background(args)
+        if args.command == "webhooks":
+            return webhooks_ops.run(args, _database, local_state_dir())
     except background.OpsError as exc:
         raise SystemExit(f"ops: {exc}") from None
 

@@ -27,22 +27,41 @@ class Due:
     sync_attempts: int
 
 
+def _written_down(state: Path, settings_to_set: str) -> dict[str, Any]:
+    """What the running local stack (`make run`) wrote down of itself."""
+    stack = state / "stack.json"
+    if not stack.is_file():
+        raise OpsError(f"set {settings_to_set} (terraform outputs), or start the local stack with `make run`")
+    return json.loads(stack.read_text())
+
+
 def tasks_settings(state: Path):
-    """Cloud Tasks as the environment names it, else as the running local stack (`make run`) wrote it down."""
+    """Cloud Tasks as the environment names it, else as the running local stack wrote it down."""
     from shared.settings import TasksSettings
 
     settings = TasksSettings()
     if settings.tasks_queue:
         return settings
-    stack = state / "stack.json"
-    if not stack.is_file():
-        raise OpsError("set TASKS_QUEUE, CHECK_STATUS_URL, SYNC_RECORDINGS_URL and TASKS_INVOKER_SA "
-                       "(terraform outputs), or start the local stack with `make run`")
-    info = json.loads(stack.read_text())
+    info = _written_down(state, "TASKS_QUEUE, CHECK_STATUS_URL, SYNC_RECORDINGS_URL and TASKS_INVOKER_SA")
     gateway = info["gateway"]
     return TasksSettings(tasks_queue=info["tasks_queue"], tasks_emulator_host=info["cloud_tasks"],
                          check_status_url=f"{gateway}/internal/check-status",
                          sync_recordings_url=f"{gateway}/internal/sync-recordings",
+                         tasks_invoker_sa=info.get("tasks_invoker_sa"))
+
+
+def webhook_tasks_settings(state: Path):
+    """The webhook deliveries' queue as the environment names it, else as the running local stack wrote it down."""
+    from shared.settings import TasksSettings
+
+    settings = TasksSettings()
+    if settings.webhook_tasks_queue or settings.tasks_queue:
+        return settings
+    info = _written_down(state, "WEBHOOK_TASKS_QUEUE, DELIVER_WEBHOOKS_URL and TASKS_INVOKER_SA")
+    if not info.get("webhook_tasks_queue"):
+        raise OpsError("the running local stack does not name its webhook queue: restart it (`make run`)")
+    return TasksSettings(webhook_tasks_queue=info["webhook_tasks_queue"], tasks_emulator_host=info["cloud_tasks"],
+                         deliver_webhooks_url=f"{info['gateway']}/internal/deliver-webhooks",
                          tasks_invoker_sa=info.get("tasks_invoker_sa"))
 
 

@@ -96,13 +96,16 @@ class FirestoreSettings(EnvironmentSettings):
 
 
 class TasksSettings(EnvironmentSettings):
-    """Where one meeting's background work is enqueued (Cloud Tasks) and which URLs and identity it calls."""
+    """Where background work is enqueued (Cloud Tasks: a meeting's follow-ups, webhook deliveries) and which URLs
+    and identity it calls."""
 
     tasks_queue: str | None = Field(None, description="projects/P/locations/L/queues/Q; Cloud Tasks off when unset")
     tasks_emulator_host: str | None = Field(None, description="host:port of a local Cloud Tasks emulator")
     check_status_url: str | None = None
     sync_recordings_url: str | None = None
     tasks_invoker_sa: str | None = Field(None, description="the account whose OIDC tokens invoke internal functions")
+    webhook_tasks_queue: str | None = Field(None, description="queue of webhook deliveries; TASKS_QUEUE when unset")
+    deliver_webhooks_url: str | None = None
 
 
 class Settings(DatabaseSettings, FirestoreSettings, TasksSettings):
@@ -138,8 +141,6 @@ class Settings(DatabaseSettings, FirestoreSettings, TasksSettings):
     # Push events (webhooks): one Cloud Task per delivery attempt, signing secrets encrypted at rest.
     webhook_secrets_key: SecretStr | None = Field(
         None, description="base64 AES-256 key(s) encrypting the signing secrets, comma-separated; the first encrypts")
-    webhook_tasks_queue: str | None = Field(None, description="queue of webhook deliveries; TASKS_QUEUE when unset")
-    deliver_webhooks_url: str | None = None
     webhook_allow_loopback_http: bool = Field(
         False, description="also accept http(s)://127.0.0.1 and localhost receivers (the local stack sets it)")
     webhook_timeout_seconds: float = Field(15.0, gt=0, le=60)

@@ -152,7 +152,8 @@ def tasks_emulator(tmp_path_factory, fake_google, google_identity):
     Tasks that ask for an OIDC token get one of LOCAL_INVOKER_SA (the only account it may act as), from the fake."""
     from types import SimpleNamespace
 
-    from dev.emulators import free_port, start_cloud_tasks
+    from dev.emulators import start_cloud_tasks
+    from dev.ports import free_port
 
     project, location, queue = "meet-test", "us-central1", "meet-tasks"
     emulator = start_cloud_tasks(free_port(), project=project, location=location, queue=queue,
@@ -171,11 +172,12 @@ def firestore_emulator(tmp_path_factory):
     from types import SimpleNamespace
 
     from dev import emulators
+    from dev.ports import free_port
 
     if shutil.which("gcloud") is None:
         pytest.skip("gcloud (Cloud SDK) with the Firestore emulator is not installed")
     project = "meet-test"
-    emulator = emulators.start_firestore(emulators.free_port(), project=project,
+    emulator = emulators.start_firestore(free_port(), project=project,
                                          log_dir=tmp_path_factory.mktemp("firestore-logs"))
     previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
     os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host_port

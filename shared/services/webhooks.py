@@ -1,5 +1,6 @@
 """Webhook use cases: a client's endpoints (create, list, read, delete, rotate the secret), their deliveries (list,
-retry), and delivering: one attempt of one delivery, the hand-off of new deliveries to Cloud Tasks, and the sweep.
+retry), every client's as an operator sees them (`python -m ops webhooks`), and delivering: one attempt of one
+delivery, the hand-off of new deliveries to Cloud Tasks, and the sweep.
 
 Events themselves are recorded by the transition point (shared.services.events) in the transaction of the change.
 Each delivery attempt is one Cloud Task, named after the delivery and the attempt's number; the attempt is claimed
@@ -21,7 +22,7 @@ from shared.domain.events import EventType
 from shared.domain.principal import Principal
 from shared.domain.webhooks import DeliveryTask, UnsafeTarget, after_attempt, new_secret, signed_headers
 from shared.services import page_tokens
-from shared.settings import Settings
+from shared.settings import Settings, TasksSettings
 from shared.web.webhook_models import (
     DeliverySummary,
     WebhookDeliveryOut,
@@ -162,32 +163,88 @@ def list_deliveries(endpoint_id: str, query: WebhookDeliveryQuery, *, principal:
 def retry_delivery(endpoint_id: str, delivery_id: str, *, principal: Principal, db: Database, tasks,
                    settings: Settings, clock: Clock, send: Callable[[str, int], DeliverySummary]) -> WebhookDeliveryOut:
     """Send a delivery again now, with the same webhook-id; with Cloud Tasks off (or down) it is sent right here."""
+    def find(cur) -> tuple[dict, dict | None]:
+        endpoint = _owned(cur, endpoint_id, principal)
+        return endpoint, repo.get_delivery(cur, _valid(delivery_id, "delivery"), endpoint_id=endpoint["id"], lock=True)
+
+    task, outcome = _requeue(find, missing="No delivery of this endpoint has this id.", db=db, tasks=tasks,
+                             settings=settings, clock=clock)
+    if outcome in ("off", "failed"):
+        send(task.delivery_id, task.attempt)
+    with db.transaction() as cur:
+        sent = repo.get_delivery(cur, task.delivery_id)
+    assert sent is not None  # deliveries are never deleted
+    return _delivery_out(sent)
+
+
+def _requeue(find: Callable[..., tuple[dict | None, dict | None]], *, missing: str, db: Database, tasks,
+             settings: TasksSettings, clock: Clock) -> tuple[DeliveryTask, str]:
+    """A manual retry: the delivery `find` locks is pending and due again now, its next attempt handed to a task of
+    its own (tagged with the time, so it is new); returns the task and how the enqueue went."""
     now = clock()
     with db.transaction() as cur:
-        endpoint = _owned(cur, endpoint_id, principal)
-        delivery = repo.get_delivery(cur, _valid(delivery_id, "delivery"), endpoint_id=endpoint["id"], lock=True)
-        if delivery is None:
-            raise NotFound("No delivery of this endpoint has this id.")
+        endpoint, delivery = find(cur)
+        if endpoint is None or delivery is None:
+            raise NotFound(missing)
         if endpoint["disabled_at"] is not None:
             raise Conflict("The endpoint is disabled (its receiver answered 410 Gone): nothing more is sent to it.")
         repo.reopen(cur, delivery["id"], now=now)
     task = DeliveryTask(delivery["id"], delivery["attempts"] + 1, now, meeting_id=delivery["meeting_id"],
                         tag=f"m{int(now.timestamp() * 1000)}")
-    if _enqueue(task, tasks=tasks, settings=settings) in ("off", "failed"):
-        send(task.delivery_id, task.attempt)
+    return task, _enqueue(task, tasks=tasks, settings=settings)
+
+
+# --- deliveries as an operator sees them (every client's) -------------------------------------------------------
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+def all_endpoints(*, db: Database) -> list[dict]:
+    """Every client's endpoints, newest first, with the client's name; never a secret."""
     with db.transaction() as cur:
-        sent = repo.get_delivery(cur, delivery["id"])
-    assert sent is not None  # deliveries are never deleted
-    return _delivery_out(sent)
+        return repo.all_endpoints(cur)
+
+
+def recent_deliveries(*, db: Database, endpoint_id: str | None = None, status: str | None = None,
+                      limit: int = 20) -> list[dict]:
+    """The newest deliveries of every endpoint, or of one, optionally in one status."""
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise InvalidInput.field("status", f"one of {', '.join(DELIVERY_STATUSES)}")
+    with db.transaction() as cur:
+        if endpoint_id is not None:
+            endpoint_id = _valid(endpoint_id, "webhook endpoint")
+            if not repo.all_endpoints(cur, endpoint_id=endpoint_id):
+                raise NotFound("No webhook endpoint has this id.")
+        return repo.recent_deliveries(cur, endpoint_id=endpoint_id, status=status, limit=limit)
+
+
+def requeue_delivery(delivery_id: str, *, db: Database, tasks, settings: TasksSettings,
+                     clock: Clock) -> tuple[DeliveryTask, str]:
+    """An operator's retry of any client's delivery, queued as the API's retry queues it: the task of its next
+    attempt and how the enqueue went (enqueued | exists | failed). Failed leaves the delivery pending and due now,
+    so the sweep sends it; with no queue configured nothing is changed (an operator's machine sends no webhook)."""
+    if not queue_on(settings):
+        raise Unavailable("Cloud Tasks is not configured: set WEBHOOK_TASKS_QUEUE (or TASKS_QUEUE).")
+
+    def find(cur) -> tuple[dict | None, dict | None]:
+        delivery = repo.get_delivery(cur, _valid(delivery_id, "delivery"), lock=True)
+        if delivery is None:
+            return None, None
+        return next(iter(repo.all_endpoints(cur, endpoint_id=delivery["endpoint_id"])), None), delivery
+
+    task, outcome = _requeue(find, missing="No delivery has this id.", db=db, tasks=tasks, settings=settings,
+                             clock=clock)
+    log.info("webhook delivery retried by an operator: %s", outcome, extra={"meeting_id": task.meeting_id})
+    return task, outcome
 
 
 # --- delivering --------------------------------------------------------------------------------------------------
 
-def queue_on(settings: Settings) -> bool:
+def queue_on(settings: TasksSettings) -> bool:
     return bool(settings.webhook_tasks_queue or settings.tasks_queue)
 
 
-def _enqueue(task: DeliveryTask, *, tasks, settings: Settings) -> str:
+def _enqueue(task: DeliveryTask, *, tasks, settings: TasksSettings) -> str:
     """enqueued | exists (that attempt's task is there already) | off (no queue) | failed (the sweep retries)."""
     if not queue_on(settings):
         return "off"

@@ -1,11 +1,11 @@
 """The running local stack (`python -m dev.stack`, what `make run` starts), driven over HTTP."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from dev.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LocalStack:
@@ -30,7 +26,7 @@ class LocalStack:
     def __init__(self, state: Path, overrides: dict[str, str] | None = None):
         self.state = state
         self.overrides = overrides or {}
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
         self.log = state.parent / f"{state.name}.log"
@@ -81,17 +77,27 @@ class LocalStack:
                               text=True, timeout=120)
 
 
+@contextlib.contextmanager
+def running_stack(prefix: str = "e2e", overrides: dict[str, str] | None = None):
+    """A stack of its own on a fresh state dir under .local/, stopped and removed afterwards (also when it failed
+    to start: the error carries its log's tail)."""
+    state = ROOT / ".local" / f"{prefix}-{uuid.uuid4().hex[:8]}"
+    state.mkdir(parents=True)
+    local = LocalStack(state, overrides)
+    try:
+        local.start()
+        yield local
+    finally:
+        if local.process is not None and local.process.poll() is None:
+            local.stop()
+        shutil.rmtree(state, ignore_errors=True)
+        local.log.unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="session")
 def stack():
-    state = ROOT / ".local" / f"e2e-{uuid.uuid4().hex[:8]}"
-    state.mkdir(parents=True)
-    local = LocalStack(state)
-    local.start()
-    yield local
-    if local.process.poll() is None:
-        local.stop()
-    shutil.rmtree(state, ignore_errors=True)
-    local.log.unlink(missing_ok=True)
+    with running_stack() as local:
+        yield local
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,11 @@
 """`make run` honours DATABASE_URL and GOOGLE_API_ROOT: it then starts neither its own database nor its fake."""
 from __future__ import annotations
 
-import shutil
 import uuid
 
 import requests
 
-from tests.e2e.conftest import ROOT, LocalStack
+from tests.e2e.conftest import running_stack
 
 
 def test_the_stack_uses_the_given_database_and_google_root(pg_url, fake_google, db):
@@ -15,26 +14,19 @@ def test_the_stack_uses_the_given_database_and_google_root(pg_url, fake_google, 
     google = fake_google.control()
     google.reset()
     _, key = new_principal(db)  # a key in the given database, so the stack must be reading it
-    state = ROOT / ".local" / f"e2e-{uuid.uuid4().hex[:8]}"
-    state.mkdir(parents=True)
-    stack = LocalStack(state, {"DATABASE_URL": pg_url, "GOOGLE_API_ROOT": fake_google.url})
     try:
-        stack.start()
-        assert stack.info["google_api_root"] == fake_google.url
-        assert not (state / "pgdata").exists()
-        body = {"organizer_email": "doctor@clinica.com", "invited_emails": ["paciente@correo.com"],
-                "scheduled_start": "2030-01-07T15:00:00Z", "scheduled_end": "2030-01-07T15:30:00Z",
-                "external_reference": uuid.uuid4().hex}
-        made = requests.post(f"{stack.base}/v1/meetings", json=body, headers={"Authorization": f"Bearer {key}"},
-                             timeout=30)
-        assert made.status_code == 201
-        assert [e["id"] for e in google.events()] == [made.json()["google_event_id"]]
-        with db.transaction() as cur:
-            cur.execute("SELECT status FROM meetings WHERE id = :id", {"id": made.json()["id"]})
-            assert cur.fetchone()[0] == "CREATED"
+        with running_stack(overrides={"DATABASE_URL": pg_url, "GOOGLE_API_ROOT": fake_google.url}) as stack:
+            assert stack.info["google_api_root"] == fake_google.url
+            assert not (stack.state / "pgdata").exists()
+            body = {"organizer_email": "doctor@clinica.com", "invited_emails": ["paciente@correo.com"],
+                    "scheduled_start": "2030-01-07T15:00:00Z", "scheduled_end": "2030-01-07T15:30:00Z",
+                    "external_reference": uuid.uuid4().hex}
+            made = requests.post(f"{stack.base}/v1/meetings", json=body, headers={"Authorization": f"Bearer {key}"},
+                                 timeout=30)
+            assert made.status_code == 201
+            assert [e["id"] for e in google.events()] == [made.json()["google_event_id"]]
+            with db.transaction() as cur:
+                cur.execute("SELECT status FROM meetings WHERE id = :id", {"id": made.json()["id"]})
+                assert cur.fetchone()[0] == "CREATED"
     finally:
-        if stack.process is not None and stack.process.poll() is None:
-            stack.stop()
-        shutil.rmtree(state, ignore_errors=True)
-        stack.log.unlink(missing_ok=True)
         google.close()

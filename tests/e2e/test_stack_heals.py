@@ -4,7 +4,6 @@ A stack of its own: these tests kill its parts."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 import uuid
@@ -13,20 +12,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from tests.e2e.conftest import ROOT, LocalStack
+from tests.e2e.conftest import running_stack
 
 
 @pytest.fixture(scope="module")
 def own_stack():
-    state = ROOT / ".local" / f"e2e-heal-{uuid.uuid4().hex[:8]}"
-    state.mkdir(parents=True)
-    local = LocalStack(state)
-    local.start()
-    yield local
-    if local.process.poll() is None:
-        local.stop()
-    shutil.rmtree(state, ignore_errors=True)
-    local.log.unlink(missing_ok=True)
+    with running_stack("e2e-heal") as local:
+        yield local
 
 
 @pytest.fixture(scope="module")

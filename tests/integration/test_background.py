@@ -68,7 +68,7 @@ def test_overlapping_sweeps_run_once(ledger_env, db, admin, google):
 
 
 def test_with_firestore_down_the_api_and_the_jobs_still_work(function_env, monkeypatch, db, admin, google):
-    from dev.emulators import free_port
+    from dev.ports import free_port
 
     monkeypatch.setenv("FIRESTORE_DATABASE", "(default)")
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nothing listens there

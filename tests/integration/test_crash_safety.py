@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from dev.emulators import free_port
+from dev.ports import free_port
 from tests.conftest import FAST_GOOGLE, new_principal
 from tests.integration.helpers import ROOT, app_client, future_slot
 

@@ -18,6 +18,7 @@ from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpc
 
 
 from dev import emulators
+from dev.ports import free_port
 from tests.receiver import Receiver
 
 PROJECT = "demo-emulators"
@@ -57,7 +58,7 @@ def _port(emulator: emulators.Emulator) -> int:
 
 @needs_gcloud
 def test_firestore_read_write_transaction_and_clean_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    emulator = emulators.start_firestore(emulators.free_port(), project=PROJECT, log_dir=tmp_path)
+    emulator = emulators.start_firestore(free_port(), project=PROJECT, log_dir=tmp_path)
     pgid = emulator.process.pid
     try:
         members = emulators.process_group_members(pgid)
@@ -91,10 +92,10 @@ def test_firestore_read_write_transaction_and_clean_stop(tmp_path: Path, monkeyp
 @needs_gcloud
 def test_firestore_data_dir_persists_across_restarts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data_dir = tmp_path / "data"
-    with emulators.start_firestore(emulators.free_port(), project=PROJECT, data_dir=data_dir, log_dir=tmp_path) as first:
+    with emulators.start_firestore(free_port(), project=PROJECT, data_dir=data_dir, log_dir=tmp_path) as first:
         monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", first.host_port)
         firestore.Client(project=PROJECT).collection("c").document("d").set({"kept": True})
-    with emulators.start_firestore(emulators.free_port(), project=PROJECT, data_dir=data_dir, log_dir=tmp_path) as second:
+    with emulators.start_firestore(free_port(), project=PROJECT, data_dir=data_dir, log_dir=tmp_path) as second:
         monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", second.host_port)
         assert firestore.Client(project=PROJECT).collection("c").document("d").get().to_dict() == {"kept": True}
     assert len([path for path in data_dir.iterdir() if path.is_dir()]) == 1
@@ -113,7 +114,7 @@ def test_start_refuses_a_busy_port(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def tasks_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[emulators.Emulator]:
     emulator = emulators.start_cloud_tasks(
-        emulators.free_port(),
+        free_port(),
         project=PROJECT,
         location=LOCATION,
         queue=QUEUE,

@@ -97,7 +97,7 @@ def test_a_bad_key_is_422(api):
 
 
 def test_without_firestore_requests_still_succeed(function_env, db, google, monkeypatch):
-    from dev.emulators import free_port
+    from dev.ports import free_port
 
     monkeypatch.setenv("FIRESTORE_DATABASE", "(default)")
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from dev import emulators
+from dev.ports import free_port
 from shared.adapters import firestore as ledger_module
 from shared.adapters.firestore import (
     DELIVERIES,
@@ -249,7 +250,7 @@ def test_lease_names_must_be_document_ids(ledger):
 @pytest.fixture
 def dead_firestore(monkeypatch) -> str:
     """An emulator host where nothing listens."""
-    host = f"127.0.0.1:{emulators.free_port()}"
+    host = f"127.0.0.1:{free_port()}"
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", host)
     return host
 

@@ -127,7 +127,7 @@ def test_a_keyless_call_learns_nothing_about_which_meetings_exist(identities, db
 
 
 def test_unreachable_certificates_are_a_503_not_a_refusal(identities, monkeypatch):
-    from dev.emulators import free_port
+    from dev.ports import free_port
 
     token = identities.invoker.token(CHECK_URL)
     monkeypatch.setenv("OIDC_CERTS_URL", f"http://127.0.0.1:{free_port()}/oauth2/v1/certs")
@@ -217,7 +217,8 @@ def test_without_a_gateway_account_the_forwarded_header_is_ignored(function_env,
 
 @pytest.fixture(scope="module")
 def oidc_tasks(fake_google, accounts, tmp_path_factory):
-    from dev.emulators import free_port, start_cloud_tasks
+    from dev.emulators import start_cloud_tasks
+    from dev.ports import free_port
 
     key = tmp_path_factory.mktemp("invoker") / "invoker.pem"
     key.write_text(accounts[INVOKER]._key_file.read_text())

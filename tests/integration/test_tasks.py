@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dev.emulators import REPO_ROOT, free_port
+from dev.emulators import REPO_ROOT
+from dev.ports import free_port
 from shared.adapters.cloud_tasks import CloudTasksQueue, NullQueue, Task, TaskEnqueueError, TaskTooFarAhead, build_queue
 
 from tests.conftest import LOCAL_INVOKER_SA as INVOKER  # the account the session's emulator acts as

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dev.emulators import free_port
-from dev.stack import wait_for_port
+from dev.ports import free_port, wait_for_port
 from tests.conftest import FAST_GOOGLE, LOCAL_WORKSPACE, new_principal
 from tests.raw_http import request, send
 

@@ -542,7 +542,7 @@ def test_a_crash_between_the_commit_and_the_enqueue_loses_nothing(cloud_tasks, c
 
     import requests
 
-    from dev.emulators import free_port
+    from dev.ports import free_port
     from tests.conftest import FAST_GOOGLE
     from tests.integration.helpers import ROOT
 

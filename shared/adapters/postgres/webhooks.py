@@ -60,6 +60,17 @@ def get_endpoint(cur, endpoint_id: str, client_id: str, *, lock: bool = False) -
     return _endpoint(row) if row else None
 
 
+def all_endpoints(cur, *, endpoint_id: str | None = None) -> list[dict[str, Any]]:
+    """Every client's endpoints (or the one of `endpoint_id`) with the client's name, newest first: for operators."""
+    sql = f"SELECT {_ENDPOINT}, c.name FROM webhook_endpoints e JOIN api_clients c ON c.id = e.client_id"
+    params: dict[str, Any] = {}
+    if endpoint_id is not None:
+        sql += " WHERE e.id = :id"
+        params["id"] = endpoint_id
+    cur.execute(sql + " ORDER BY e.created_at DESC, e.id DESC", params)
+    return [dict(_endpoint(row), client=row[6]) for row in cur.fetchall()]
+
+
 def delete_endpoint(cur, endpoint_id: str, client_id: str) -> bool:
     """Delete an endpoint with its secrets and deliveries (the events stay: they belong to the meetings)."""
     cur.execute("DELETE FROM webhook_endpoints WHERE id = :id AND client_id = :c RETURNING id",
@@ -182,6 +193,20 @@ def list_deliveries(cur, endpoint_id: str, *, after: tuple[datetime, str] | None
     if after is not None:
         sql += " AND (d.created_at, d.id) < (:after_c, CAST(:after_i AS uuid))"
         params["after_c"], params["after_i"] = after
+    cur.execute(sql + " ORDER BY d.created_at DESC, d.id DESC LIMIT :limit", params)
+    return [_delivery(row) for row in cur.fetchall()]
+
+
+def recent_deliveries(cur, *, endpoint_id: str | None, status: str | None, limit: int) -> list[dict[str, Any]]:
+    """The newest deliveries of every endpoint, or of one, optionally in one status: for operators."""
+    sql = f"SELECT {_DELIVERY} FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id WHERE true"
+    params: dict[str, Any] = {"limit": limit}
+    if endpoint_id is not None:
+        sql += " AND d.endpoint_id = :e"
+        params["e"] = endpoint_id
+    if status is not None:
+        sql += " AND d.status = :status"
+        params["status"] = status
     cur.execute(sql + " ORDER BY d.created_at DESC, d.id DESC LIMIT :limit", params)
     return [_delivery(row) for row in cur.fetchall()]
 
