@@ -15,6 +15,8 @@ from ops.background import OpsError
 
 
 def add_parser(sub) -> None:
+    from shared.services.webhooks import DELIVERY_STATUSES
+
     hooks = sub.add_parser("webhooks", help="webhook endpoints and deliveries of every client; retry one delivery",
                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     hooks_sub = hooks.add_subparsers(dest="webhooks_command", required=True)
@@ -25,7 +27,7 @@ def add_parser(sub) -> None:
         "deliveries", help="the newest deliveries: id, event, meeting, status, attempts, next attempt, last HTTP",
         description="The newest deliveries of every endpoint (or of one), newest first.")
     deliveries.add_argument("--endpoint", metavar="ID", help="only this endpoint's deliveries")
-    deliveries.add_argument("--status", choices=("pending", "delivered", "failed"), help="only deliveries in it")
+    deliveries.add_argument("--status", choices=DELIVERY_STATUSES, help="only deliveries in it")
     deliveries.add_argument("--limit", type=_positive, default=20, metavar="N", help="how many (default 20, at most "
                             "1000)")
     retry = hooks_sub.add_parser(

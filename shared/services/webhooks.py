@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from shared.adapters.postgres import webhooks as repo
 from shared.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
@@ -24,6 +24,7 @@ from shared.domain.webhooks import DeliveryTask, UnsafeTarget, after_attempt, ne
 from shared.services import page_tokens
 from shared.settings import Settings, TasksSettings
 from shared.web.webhook_models import (
+    DeliveryStatus,
     DeliverySummary,
     WebhookDeliveryOut,
     WebhookDeliveryPage,
@@ -196,7 +197,7 @@ def _requeue(find: Callable[..., tuple[dict | None, dict | None]], *, missing: s
 
 # --- deliveries as an operator sees them (every client's) -------------------------------------------------------
 
-DELIVERY_STATUSES = ("pending", "delivered", "failed")
+DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 
 
 def all_endpoints(*, db: Database) -> list[dict]:

@@ -197,25 +197,25 @@ def list_deliveries(cur, endpoint_id: str, *, after: tuple[datetime, str] | None
     return [_delivery(row) for row in cur.fetchall()]
 
 
-def recent_deliveries_sql(*, endpoint_id: str | None, status: str | None) -> str:
-    """The statement of `recent_deliveries`: newest first, served by webhook_deliveries_newest_idx (or, for one
-    endpoint, webhook_deliveries_endpoint_idx), so it reads `limit` rows whatever the table's size."""
+def recent_deliveries_query(*, endpoint_id: str | None, status: str | None,
+                            limit: int) -> tuple[str, dict[str, Any]]:
+    """The statement of `recent_deliveries` and its parameters: newest first, served by
+    webhook_deliveries_newest_idx (or, for one endpoint, webhook_deliveries_endpoint_idx), so it reads `limit` rows
+    whatever the table's size."""
     sql = f"SELECT {_DELIVERY} FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id WHERE true"
+    params: dict[str, Any] = {"limit": limit}
     if endpoint_id is not None:
         sql += " AND d.endpoint_id = :e"
+        params["e"] = endpoint_id
     if status is not None:
         sql += " AND d.status = :status"
-    return sql + " ORDER BY d.created_at DESC, d.id DESC LIMIT :limit"
+        params["status"] = status
+    return sql + " ORDER BY d.created_at DESC, d.id DESC LIMIT :limit", params
 
 
 def recent_deliveries(cur, *, endpoint_id: str | None, status: str | None, limit: int) -> list[dict[str, Any]]:
     """The newest deliveries of every endpoint, or of one, optionally in one status: for operators."""
-    params: dict[str, Any] = {"limit": limit}
-    if endpoint_id is not None:
-        params["e"] = endpoint_id
-    if status is not None:
-        params["status"] = status
-    cur.execute(recent_deliveries_sql(endpoint_id=endpoint_id, status=status), params)
+    cur.execute(*recent_deliveries_query(endpoint_id=endpoint_id, status=status, limit=limit))
     return [_delivery(row) for row in cur.fetchall()]
 
 
