@@ -12,7 +12,7 @@ and creates under concurrent load (product and limit in turns: A B A B), with me
 with 1,000 due meetings among 1,000 and among 100,000.
 
 Prints a table of every figure with its target and whether it holds, and writes `<state dir>/bench/results.json`.
-Knobs: BENCH_COLD_RUNS (9), BENCH_SECONDS (3 per round), BENCH_ROUNDS (2), BENCH_CONCURRENCY (8),
+Knobs: BENCH_COLD_RUNS (15), BENCH_SECONDS (3 per round), BENCH_ROUNDS (2), BENCH_CONCURRENCY (8),
 BENCH_SWEEP_DUE (1000), BENCH_SWEEP_TABLE (100000).
 """
 from __future__ import annotations
@@ -49,7 +49,8 @@ FUNCTIONS = ("get_meeting", "create_meeting", "update_meeting", "cancel_meeting"
 HEAVY_MODULES = ("googleapiclient", "google.cloud.firestore", "google.cloud.tasks_v2", "google.cloud.sql.connector",
                  "google.auth", "grpc")
 
-COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "9"))
+COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "15"))
+SETTLE_S = 0.25  # between two cold starts
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
@@ -524,6 +525,9 @@ def cold_starts(world: World) -> dict:
     runs: dict[str, list[dict]] = {name: [] for name in ("hello", "get_meeting", "create_meeting")}
     for nth in range(COLD_RUNS):  # round-robin: drift on the machine spreads over every function alike
         for name in runs:
+            # The server before has exited; its database backend and the kernel's freeing of its memory may not
+            # have: let them settle so that one start's teardown is not timed as part of the next.
+            time.sleep(SETTLE_S)
             runs[name].append(cold_start(world, name, nth))
     out = {}
     for name, samples in runs.items():
