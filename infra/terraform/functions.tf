@@ -234,7 +234,7 @@ resource "google_cloudfunctions2_function" "fn" {
     available_memory   = each.value.memory
     available_cpu      = each.value.cpu
     timeout_seconds    = each.value.timeout
-    min_instance_count = 0
+    min_instance_count = lookup(var.min_instances, each.key, 0)
     # A lookup, not an index: a missing entry must reach the precondition below and its message.
     max_instance_count = lookup(var.max_instances, each.key, 0)
     # One connection per in-flight request, so a request never waits for the pool.
@@ -266,6 +266,14 @@ resource "google_cloudfunctions2_function" "fn" {
     precondition {
       condition     = contains(keys(var.max_instances), each.key)
       error_message = "max_instances has no entry for ${each.key}."
+    }
+    precondition {
+      condition     = lookup(var.min_instances, each.key, 0) <= lookup(var.max_instances, each.key, 0)
+      error_message = "min_instances.${each.key} exceeds max_instances.${each.key}."
+    }
+    precondition {
+      condition     = alltrue([for name in keys(var.min_instances) : contains(keys(local.functions), name)])
+      error_message = "min_instances names a function that does not exist: ${join(", ", [for name in keys(var.min_instances) : name if !contains(keys(local.functions), name)])}."
     }
   }
 

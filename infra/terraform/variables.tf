@@ -162,6 +162,18 @@ variable "max_instances" {
   }
 }
 
+variable "min_instances" {
+  type        = map(number)
+  description = "Instances kept warm per function (billed while idle), so its first request skips the cold start; each at most its max_instances. Default: none."
+  # A create's cold start is about 2.3 x a hello-world function's (docs/benchmarks.md): for the clinic's first
+  # booking of the morning, { create_meeting = 1, get_meeting = 1 } removes it at the price of two idle instances.
+  default = {}
+  validation {
+    condition     = alltrue([for n in values(var.min_instances) : n >= 0 && floor(n) == n])
+    error_message = "min_instances values are whole numbers, 0 or more."
+  }
+}
+
 variable "firestore_location" {
   type        = string
   description = "Firestore location (multi-region nam5 or eur3, or a region); fixed once the database exists."

@@ -587,6 +587,24 @@ def test_max_instances_is_a_lookup_so_the_precondition_speaks(tf):
     assert "${contains(keys(var.max_instances), each.key)}" in conditions
 
 
+def test_warm_instances_are_the_operators_choice_within_max_instances(tf):
+    """No instance is kept warm unless the operator asks (min_instances bills idle instances); one asked for is a
+    lookup like max_instances, checked against it and against the function names before anything is applied."""
+    variables = _variables(tf)
+    assert variables["min_instances"]["default"] == {}
+    fn = _resources(tf, "google_cloudfunctions2_function")["fn"]
+    assert _one(fn["service_config"])["min_instance_count"] == "${lookup(var.min_instances, each.key, 0)}"
+    conditions = [c["condition"] for c in _one(fn["lifecycle"])["precondition"]]
+    assert "${lookup(var.min_instances, each.key, 0) <= lookup(var.max_instances, each.key, 0)}" in conditions
+    assert any("keys(var.min_instances)" in c and "keys(local.functions)" in c for c in conditions)
+    example = (TF_DIR / "terraform.tfvars.example").read_text()
+    shown = re.search(r"# min_instances = \{\n((?:#   \w+ += \d+\n)+)# \}", example)
+    assert shown, "the example tfvars shows min_instances"
+    defaults = variables["max_instances"]["default"]
+    for name, count in re.findall(r"#   (\w+) += (\d+)", shown.group(1)):
+        assert name in defaults and int(count) <= defaults[name], name
+
+
 # --- operators, the migrator and the database users --------------------------------------------------------
 
 def test_no_operator_can_act_as_the_runtime_account(tf):
