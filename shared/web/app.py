@@ -28,7 +28,7 @@ import shared
 from shared import bootstrap, deadline, logs
 from shared.domain import errors
 from shared.settings import get_settings
-from shared.web import idempotency
+from shared.web import idempotency, watchdog
 from shared.web.models import READ_ONLY_FIELDS
 from shared.web.problems import field_errors, from_exception, problem
 from shared.web.routes import OPERATIONS, ROUTES, Route, allowed_methods, routes_of, url_map
@@ -129,9 +129,7 @@ def read_body(environ: dict, stream, declared: int | None, *, limit: int, second
         expired.set()
         shut_reading()
 
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
+    timer = watchdog.arm(seconds, expire)
     try:
         raw = _read_up_to(stream, limit + 1 if (declared or 0) <= limit else 0)
         if len(raw) > limit or (declared or 0) > limit:
@@ -143,7 +141,7 @@ def read_body(environ: dict, stream, declared: int | None, *, limit: int, second
     except (ClientDisconnected, OSError):
         raw = None
     finally:
-        timer.cancel()
+        timer.disarm()
     if expired.is_set():
         raise RequestTimeout(f"The body did not arrive within {seconds:g} s.")
     if raw is None or (declared is not None and len(raw) < declared):
