@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import socket
+import sys
 import threading
 from pathlib import Path
+from wsgiref.handlers import SimpleHandler
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -17,12 +21,77 @@ from .state import FakeWorld
 logger = logging.getLogger(__name__)
 
 
+class _Answer(SimpleHandler):
+    """wsgiref's WSGI handler writing an HTTP/1.1 answer on a connection that stays open afterwards."""
+
+    http_version = "1.1"
+    origin_server = True  # it writes the status line, Date and Server itself
+    os_environ: dict = {}  # the WSGI environ is the request's, not this process's environment
+
+    sent_status = 500
+    sent_length = False
+
+    def log_exception(self, exc_info) -> None:
+        logger.error("the fake Google failed on a request", exc_info=exc_info)
+
+    def close(self) -> None:
+        # What was sent, kept before wsgiref forgets it.
+        if self.status:
+            self.sent_status = int(self.status.split()[0])
+        self.sent_length = self.headers is not None and "Content-Length" in self.headers
+        super().close()
+
+
 class _QuietHandler(WSGIRequestHandler):
-    """Route werkzeug's access log into our logger at DEBUG instead of stderr."""
+    """werkzeug's request handler with its access log at DEBUG in our logger, and connections kept open between
+    requests as Google's front ends keep them (HTTP/1.1 persistent connections).
+
+    werkzeug's development server closes every connection after one answer, since http.server cannot skip a body
+    the app left unread before the next request line. Here a body is read whole, by its Content-Length, before the
+    app sees it, and the answer is written by wsgiref's handler, so the connection can carry the next request.
+    Otherwise a client that opens a connection per call and one that keeps its connections would look the same here,
+    and every call would pay a new connection (and the fake a new thread) that Google's keep-alive spares. A chunked
+    request body, or an answer without a Content-Length, still ends with the connection closed.
+    """
+
+    timeout = 60  # an idle connection is closed after a minute, as a front end closes it
+
+    def setup(self) -> None:
+        super().setup()
+        opened = getattr(self.server, "opened", None)
+        if opened is not None:
+            opened(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            closed = getattr(self.server, "closed", None)
+            if closed is not None:
+                closed(self.connection)
+
+    def run_wsgi(self) -> None:
+        environ = self.make_environ()
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if environ.get("wsgi.input_terminated") or length < 0:
+            self.close_connection = True
+            return super().run_wsgi()  # werkzeug's way: answer, then close
+        body = io.BytesIO(self.rfile.read(length) if length else b"")
+        environ["wsgi.input"] = body
+        answer = _Answer(body, self.wfile, sys.stderr, environ, multithread=True, multiprocess=False)
+        answer.server_software = self.server_version
+        answer.run(self.server.app)
+        if not answer.sent_length:
+            self.close_connection = True  # the answer ends where the connection does
+        self.log_request(answer.sent_status)
 
     def log(self, type: str, message: str, *args: object) -> None:
         """Log through the module logger."""
-        level = logging.ERROR if type == "error" else logging.DEBUG
+        idle = message.startswith("Request timed out")  # a kept connection the client left idle
+        level = logging.ERROR if type == "error" and not idle else logging.DEBUG
         logger.log(level, "%s - " + message.rstrip(), self.address_string(), *args)
 
 
@@ -44,6 +113,18 @@ class FakeGoogle:
             self.app.wsgi_app = _Persisting(self.app.wsgi_app, self.state, StateFile(state_file))
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self.connections_opened = 0  # every connection a client has opened to it
+
+    def _opened(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.add(connection)
+            self.connections_opened += 1
+
+    def _closed(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(connection)
 
     @property
     def token_uri(self) -> str:
@@ -67,6 +148,8 @@ class FakeGoogle:
         if self._server is None:
             self._server = make_server(self.host, self.port, self.app, threaded=True, request_handler=_QuietHandler)
             self._server.daemon_threads = True
+            self._server.opened = self._opened  # type: ignore[attr-defined]
+            self._server.closed = self._closed  # type: ignore[attr-defined]
             self.port = self._server.server_port
         return self
 
@@ -98,6 +181,13 @@ class FakeGoogle:
         if thread is not None:
             thread.join(timeout=5)
         server.server_close()
+        with self._connections_lock:  # a stopped Google answers nothing, not even on a connection kept open
+            kept, self._connections = self._connections, set()
+        for connection in kept:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._server = None
         self._thread = None
 

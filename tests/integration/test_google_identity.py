@@ -75,6 +75,20 @@ def test_every_call_acts_as_the_calendar_owner_with_one_delegated_token(apis, go
     assert {r["subject"] for r in calls} == {DOCTOR} and all(r["status"] == 200 for r in calls)
 
 
+def test_a_thread_reuses_its_connections_for_every_api_and_every_delegated_user(apis, fake_google):
+    """Google keeps HTTP/1.1 connections open (and so does the fake): a thread's calls, whatever the API and
+    whichever user they act as, go over the one connection the thread opened, tokens included. One transport per
+    (user, API) pair would open, in the cloud, a TLS connection for each pair a thread meets."""
+    calendar, meet = Calendar(apis), Meet(apis)
+    made = calendar.insert_event(DOCTOR, event())  # the thread's first call opens its connection
+    opened = fake_google.connections_opened
+    for owner in (DOCTOR, AGENDA, "enfermera@clinica.com"):
+        created = calendar.insert_event(owner, event())
+        meet.space(owner, created["conferenceData"]["conferenceId"])
+    calendar.get_event(DOCTOR, made["id"])
+    assert fake_google.connections_opened == opened
+
+
 def test_the_subject_is_the_organizer_in_the_domain_else_the_default_owner(function_env, db, google):
     """The contract's "Google identity": the product acts as the organizer when in WORKSPACE_DOMAIN, else as
     DEFAULT_CALENDAR_OWNER; check_status reads the event and the space as that same user."""

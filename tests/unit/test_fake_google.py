@@ -538,3 +538,51 @@ def test_an_unreadable_state_file_is_set_aside_not_trusted(tmp_path):
         assert control.events() == []
         control.close()
     assert (tmp_path / "world.json.unreadable").read_text() == "{not json"
+
+
+# --- the connection, as Google's front ends keep it -----------------------------------------------------------
+
+def test_a_connection_stays_open_between_requests_as_googles_do():
+    """HTTP/1.1 persistent connections (RFC 9112 section 9.3): Google keeps a client's connection open between
+    requests, so the fake does too; a client that opened one per call would otherwise look the same here as one that
+    reuses them. Bodies of either length, and an error answer, leave the connection usable."""
+    import http.client
+
+    with FakeGoogle() as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        for body in ("grant_type=x", "grant_type=" + "x" * 5000, ""):
+            connection.request("POST", "/token", body=body,
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+            answer = connection.getresponse()
+            assert answer.status == 400 and answer.getheader("Connection") is None
+            assert answer.read().startswith(b'{"error":')
+            connection.request("GET", "/calendar/v3/calendars/primary/events")
+            assert connection.getresponse().read()
+        assert server.connections_opened == 1
+        connection.close()
+
+
+def test_a_chunked_request_is_answered_and_its_connection_closed():
+    import http.client
+
+    with FakeGoogle() as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        connection.request("POST", "/token", body=iter([b"grant_type=", b"x"]), encode_chunked=True,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        answer = connection.getresponse()
+        assert answer.status == 400 and answer.getheader("Connection") == "close"
+        answer.read()
+
+
+def test_a_stopped_fake_answers_nothing_even_on_a_kept_connection():
+    """Tests stop the fake to play "Google unreachable": a connection kept from before must not be served on."""
+    import http.client
+
+    server = FakeGoogle().start()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    connection.request("GET", "/calendar/v3/calendars/primary/events")
+    connection.getresponse().read()
+    server.stop()
+    with pytest.raises((http.client.HTTPException, OSError)):
+        connection.request("GET", "/calendar/v3/calendars/primary/events")
+        connection.getresponse()
