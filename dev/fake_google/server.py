@@ -58,6 +58,9 @@ class _QuietHandler(WSGIRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # An answer goes out in several writes (status and headers, then the body): on a kept connection Nagle's
+        # algorithm would hold the body back until the client's delayed ACK, some 40 ms per request.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         opened = getattr(self.server, "opened", None)
         if opened is not None:
             opened(self.connection)

@@ -559,6 +559,12 @@ def test_a_connection_stays_open_between_requests_as_googles_do():
             connection.request("GET", "/calendar/v3/calendars/primary/events")
             assert connection.getresponse().read()
         assert server.connections_opened == 1
+        # Each answer is written in pieces: without TCP_NODELAY, Nagle's algorithm and the client's delayed ACK
+        # would hold every kept connection's next answer some 40 ms.
+        import socket
+
+        [served] = server._connections
+        assert served.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         connection.close()
 
 
