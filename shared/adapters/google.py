@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 import httplib2
 from google.auth.exceptions import RefreshError, TransportError
 from google_auth_httplib2 import AuthorizedHttp
-from googleapiclient.discovery import build
+from googleapiclient.discovery import Resource, build
 from googleapiclient.errors import HttpError
+from googleapiclient.http import HttpRequest
 
 from shared import deadline
 from shared.domain.errors import CancelledEventExists, IdentityRefused, NotFound, Unavailable, UpstreamFailed
@@ -63,11 +64,15 @@ _RATE_LIMITED = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaE
 
 
 class GoogleApis:
-    """Builds and caches API clients per thread (httplib2 is not thread-safe) and per delegated subject.
+    """Google's API clients for every delegated user, in bounded memory, per thread (httplib2 is not thread-safe).
 
-    Every client of a thread shares the thread's one `httplib2.Http`, which keeps a connection per host: the calls
-    of every API and every delegated user on that thread reuse the same few connections (Google keeps them open),
-    instead of a TLS handshake for each (subject, API) pair a thread meets.
+    A discovery-built client holds its API's whole parsed discovery document: about half a MiB for Calendar, as
+    much again for Meet, more with the collections built from it. So a thread builds each API's client once, for
+    every user, and a request is sent as one user by giving it that user's authorized transport (the client
+    library's documented way to share a client: a request's own `http`). Every client of a thread also shares the
+    thread's one `httplib2.Http`, which keeps a connection per host: the calls of every API and every user on a
+    thread reuse the same few connections (Google keeps them open), not a TLS handshake per (user, API).
+    What grows with the number of users is their credentials alone (a token each).
     """
 
     def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep):
@@ -98,40 +103,42 @@ class GoogleApis:
                     subject=subject, additional_claims={"aud": self.token_uri})
             return self._credentials[subject]
 
-    def service(self, api: str, version: str, subject: str | None = None):
-        """A discovery-built client for `api` acting as `subject` (domain-wide delegation)."""
-        cache = getattr(self._local, "services", None)
-        if cache is None:
-            cache = self._local.services = {}
-        key = (api, version, subject)
-        if key not in cache:
-            transport = getattr(self._local, "transport", None)
-            if transport is None:
-                transport = self._local.transport = httplib2.Http(timeout=self._settings.google_timeout_seconds)
-            http = AuthorizedHttp(self._creds(subject), http=transport)
-            root = self._settings.google_api_root
-            options = {"api_endpoint": root + _SERVICE_PATHS.get(api, "")} if root else None
-            cache[key] = build(api, version, http=http, static_discovery=True, cache_discovery=False,
-                               client_options=options)
-        return cache[key]
+    def _transport(self) -> httplib2.Http:
+        transport = getattr(self._local, "transport", None)
+        if transport is None:
+            transport = self._local.transport = httplib2.Http(timeout=self._settings.google_timeout_seconds)
+        return transport
 
-    def collection(self, api: str, version: str, subject: str | None, *path: str):
-        """A resource collection of `service`, e.g. ("conferenceRecords", "participants"), kept per thread.
-
-        Each `events()`-style call builds a new Resource and all its methods (their docstrings included): a few
-        milliseconds that a request would pay every time; built once per thread and subject instead.
-        """
-        cache = getattr(self._local, "collections", None)
+    def _client(self, api: str, version: str, path: tuple[str, ...] = ()):
+        """The thread's client of `api` (or its collection at `path`, e.g. ("conferenceRecords", "participants")),
+        built once: each `events()`-style call builds a Resource and all its methods, their docstrings included."""
+        cache = getattr(self._local, "clients", None)
         if cache is None:
-            cache = self._local.collections = {}
-        key = (api, version, subject, path)
+            cache = self._local.clients = {}
+        key = (api, version, path)
         found = cache.get(key)
         if found is None:
-            found = self.service(api, version, subject)
-            for name in path:
-                found = getattr(found, name)()
+            if path:
+                found = self._client(api, version)
+                for name in path:
+                    found = getattr(found, name)()
+            else:
+                root = self._settings.google_api_root
+                options = {"api_endpoint": root + _SERVICE_PATHS.get(api, "")} if root else None
+                # Built over the bare transport: a request sent without a user's transport carries no token.
+                found = build(api, version, http=self._transport(), static_discovery=True, cache_discovery=False,
+                              client_options=options)
             cache[key] = found
         return found
+
+    def service(self, api: str, version: str, subject: str | None = None) -> AsUser:
+        """The discovery-built client of `api`, acting as `subject` (domain-wide delegation)."""
+        return AsUser(self._client(api, version), AuthorizedHttp(self._creds(subject), http=self._transport()))
+
+    def collection(self, api: str, version: str, subject: str | None, *path: str) -> AsUser:
+        """A resource collection of `api`, e.g. ("conferenceRecords", "participants"), acting as `subject`."""
+        return AsUser(self._client(api, version, path), AuthorizedHttp(self._creds(subject),
+                                                                       http=self._transport()))
 
     def execute(self, request, *, what: str) -> dict[str, Any]:
         """Run a request with backoff on 429, 5xx, rate-limit 403s and network failures; map what is left to domain
@@ -171,6 +178,32 @@ class GoogleApis:
             return False
         self._sleep(delay)
         return True
+
+
+class AsUser:
+    """A client, or one of its collections, whose requests go out as one delegated user: each request it makes
+    (pagination's `list_next` included) gets that user's authorized transport; a collection it opens is bound
+    the same way."""
+
+    __slots__ = ("_resource", "_http")
+
+    def __init__(self, resource, http):
+        self._resource, self._http = resource, http
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._resource, name)
+        if not callable(attribute):
+            return attribute
+
+        def as_user(*args, **kwargs):
+            made = attribute(*args, **kwargs)
+            if isinstance(made, HttpRequest):
+                made.http = self._http
+            elif isinstance(made, Resource):
+                made = AsUser(made, self._http)
+            return made
+
+        return as_user
 
 
 def _retryable(status: int, reasons: set[str]) -> bool:

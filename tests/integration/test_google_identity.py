@@ -89,6 +89,23 @@ def test_a_thread_reuses_its_connections_for_every_api_and_every_delegated_user(
     assert fake_google.connections_opened == opened
 
 
+def test_a_thread_builds_each_api_client_once_whatever_the_number_of_users(apis, monkeypatch):
+    """A discovery-built client holds its API's parsed discovery document (about half a MiB for Calendar): one per
+    delegated user, per thread, grew an instance by more than a MiB for each doctor a thread served. Clients are
+    built once per API and thread; each request goes out as its user through that user's authorized transport."""
+    from shared.adapters import google as adapter
+
+    built: list[str] = []
+    real_build = adapter.build
+    monkeypatch.setattr(adapter, "build", lambda api, *a, **k: (built.append(api), real_build(api, *a, **k))[1])
+    calendar, meet = Calendar(apis), Meet(apis)
+    owners = [DOCTOR, AGENDA, *(f"medico{i}@clinica.com" for i in range(8))]
+    for owner in owners:
+        made = calendar.insert_event(owner, event())
+        assert meet.space(owner, made["conferenceData"]["conferenceId"])["meetingCode"]
+    assert sorted(built) == ["calendar", "meet"]
+
+
 def test_the_subject_is_the_organizer_in_the_domain_else_the_default_owner(function_env, db, google):
     """The contract's "Google identity": the product acts as the organizer when in WORKSPACE_DOMAIN, else as
     DEFAULT_CALENDAR_OWNER; check_status reads the event and the space as that same user."""
