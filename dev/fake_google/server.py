@@ -61,17 +61,13 @@ class _QuietHandler(WSGIRequestHandler):
         # An answer goes out in several writes (status and headers, then the body): on a kept connection Nagle's
         # algorithm would hold the body back until the client's delayed ACK, some 40 ms per request.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        opened = getattr(self.server, "opened", None)
-        if opened is not None:
-            opened(self.connection)
+        self.server.opened(self.connection)  # type: ignore[attr-defined]  # set by FakeGoogle.bind
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            closed = getattr(self.server, "closed", None)
-            if closed is not None:
-                closed(self.connection)
+            self.server.closed(self.connection)  # type: ignore[attr-defined]
 
     def run_wsgi(self) -> None:
         environ = self.make_environ()

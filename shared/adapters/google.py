@@ -131,14 +131,15 @@ class GoogleApis:
             cache[key] = found
         return found
 
-    def service(self, api: str, version: str, subject: str | None = None) -> AsUser:
-        """The discovery-built client of `api`, acting as `subject` (domain-wide delegation)."""
-        return AsUser(self._client(api, version), AuthorizedHttp(self._creds(subject), http=self._transport()))
-
     def collection(self, api: str, version: str, subject: str | None, *path: str) -> AsUser:
-        """A resource collection of `api`, e.g. ("conferenceRecords", "participants"), acting as `subject`."""
+        """A resource collection of `api`, e.g. ("conferenceRecords", "participants"), or with no path the client
+        itself, acting as `subject` (domain-wide delegation)."""
         return AsUser(self._client(api, version, path), AuthorizedHttp(self._creds(subject),
                                                                        http=self._transport()))
+
+    def service(self, api: str, version: str, subject: str | None = None) -> AsUser:
+        """The discovery-built client of `api`, acting as `subject`."""
+        return self.collection(api, version, subject)
 
     def execute(self, request, *, what: str) -> dict[str, Any]:
         """Run a request with backoff on 429, 5xx, rate-limit 403s and network failures; map what is left to domain
